@@ -1,0 +1,175 @@
+"""The display worker: decode → pipeline → display-ready array, off the GUI thread.
+
+It pulls: it takes the newest frame from the ``LatestFrameSlot`` only when
+the screen is ready for another one (the previous frame was painted) and
+``--max-fps`` allows it, so frames that would never be seen are never
+decoded. What it hands over is what pyqtgraph's ImageItem draws fastest:
+C-contiguous, uint8/uint16/float32, reduced to screen resolution, levels
+already computed.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from .flow import Counters, LatestFrameSlot
+from .frame import Frame, FrameRejected
+
+log = logging.getLogger(__name__)
+
+# ImageItem draws these without conversion (float32, never float64)
+_FAST_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+@dataclass
+class DisplayFrame:
+    """Everything the GUI needs to paint one frame, and nothing to compute."""
+
+    image: np.ndarray  # (h, w) or (h, w, 3), C-contiguous, fast dtype
+    levels: Optional[Tuple[float, float]]
+    bin: int  # display pixel = bin x bin detector pixels
+    uid: int
+    t_source: Optional[float]
+    raw: np.ndarray  # full-resolution (processed) frame, for tools working in detector pixels
+    frame: Frame = field(repr=False, default=None)
+    meta: dict = field(default_factory=dict)
+
+
+def auto_bin(shape: Tuple[int, ...], target: Tuple[int, int]) -> int:
+    """Largest decimation that still leaves at least one image pixel per screen pixel."""
+    th, tw = target
+    if th <= 0 or tw <= 0:
+        return 1
+    return max(1, int(min(shape[0] / th, shape[1] / tw)))
+
+
+def to_display(arr: np.ndarray, bin_: int) -> np.ndarray:
+    """Decimate by ``bin_`` and convert to a dtype ImageItem draws fast."""
+    if bin_ > 1:
+        arr = arr[::bin_, ::bin_]
+    if arr.dtype not in _FAST_DTYPES:
+        arr = arr.view(np.uint8) if arr.dtype == np.bool_ else arr.astype(np.float32)
+    return np.ascontiguousarray(arr)
+
+
+def compute_levels(img: np.ndarray, percentiles: Optional[Tuple[float, float]] = None) -> Tuple[float, float]:
+    """Display levels: min/max, or the given percentiles; never a zero-width range."""
+    if percentiles is not None:
+        # a subsample is plenty for percentiles and keeps this O(1e5)
+        step = max(1, int(np.sqrt(img.size / 250_000)))
+        sample = img[::step, ::step]
+        lo, hi = np.nanpercentile(sample, percentiles)
+    elif img.dtype.kind == "f":
+        lo, hi = np.nanmin(img), np.nanmax(img)
+    else:
+        lo, hi = img.min(), img.max()
+    lo, hi = float(lo), float(hi)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+class DisplayWorker(threading.Thread):
+    """Prepares frames for the screen, one at a time, as fast as they are painted.
+
+    ``deliver(display_frame)`` is called on this thread; the GUI stores it and
+    calls ``consumed()`` once it has painted it (or the worker moves on after
+    ``ready_timeout``, so a hidden window cannot stall the stream).
+    """
+
+    def __init__(self, slot: LatestFrameSlot, counters: Counters,
+                 deliver: Callable[[DisplayFrame], None], *, max_fps: float = 0.0,
+                 display_bin: int = 0, process: Optional[Callable] = None,
+                 ready_timeout: float = 0.25):
+        super().__init__(name="pystream-display", daemon=True)
+        self.slot = slot
+        self.counters = counters
+        self.deliver = deliver
+        self.max_fps = max_fps
+        self.display_bin = display_bin
+        self.process = process  # (array, meta) -> (array, meta): the pipeline
+        self.ready_timeout = ready_timeout
+        self.target_size: Tuple[int, int] = (1024, 1024)  # view size in screen pixels
+        self.auto_levels = True
+        self.level_percentiles: Optional[Tuple[float, float]] = None
+        self._ready = threading.Event()
+        self._ready.set()
+        self._halt = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._last_delivery = 0.0
+
+    # -- control (any thread)
+    def consumed(self) -> None:
+        self._ready.set()
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._resume.set()
+        self._ready.set()
+
+    # -- the loop
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._ready.wait(self.ready_timeout)
+            if not self._resume.is_set():  # paused: nothing is decoded
+                self._resume.wait(0.1)
+                continue
+            if self.max_fps and self.max_fps > 0:
+                wait = self._last_delivery + 1.0 / self.max_fps - time.monotonic()
+                if wait > 0 and self._halt.wait(wait):
+                    break
+            frame = self.slot.take(timeout=0.1)
+            if frame is None:
+                if self.slot.closed:
+                    break
+                continue
+            display = self.prepare(frame)
+            if display is None:
+                continue
+            self._ready.clear()
+            self._last_delivery = time.monotonic()
+            try:
+                self.deliver(display)
+            except Exception:  # a broken consumer must not end the display thread
+                log.exception("display consumer failed")
+                self._ready.set()
+
+    def prepare(self, frame: Frame) -> Optional[DisplayFrame]:
+        """Decode and process one frame; None (counted) if it is rejected."""
+        try:
+            decoded = frame.decode()
+        except FrameRejected as exc:
+            self.counters.reject(exc.reason, exc.message)
+            log.warning("frame %s rejected: %s", frame.uid, exc.message)
+            return None
+        self.counters.add("decoded")
+        if decoded.notice and self.counters.notice(decoded.notice):
+            log.warning("%s", decoded.notice)
+        arr = decoded.array
+        meta = None
+        if self.process is not None:
+            meta = frame.metadata()
+            arr, meta = self.process(arr, meta)
+        bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
+        image = to_display(arr, bin_)
+        levels = compute_levels(image, self.level_percentiles) if self.auto_levels else None
+        return DisplayFrame(image=image, levels=levels, bin=bin_, uid=frame.uid,
+                            t_source=decoded.t_source, raw=arr, frame=frame, meta=meta or {})

@@ -1,0 +1,334 @@
+"""How frames move between threads, and the counters that tell the truth about it.
+
+- ``LatestFrameSlot``: display path, latest wins; a replaced frame is *skipped*
+  and was never decoded.
+- ``ByteBoundedQueue``: record path, lossless up to a byte budget; beyond it
+  a put is refused and the caller counts a drop.
+- ``Counters``: every number the status bar and ``--stats-json`` show.
+- ``FrameRouter``: the sink a source hands frames to; does only O(1) work
+  (count, uid-gap check, put) so the source's thread is never slowed.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .frame import Frame
+
+UINT32_WRAP = 2 ** 32
+
+
+class RateMeter:
+    """Events per second over a sliding window (default 2 s)."""
+
+    def __init__(self, window: float = 2.0):
+        self.window = window
+        self._times: Deque[float] = collections.deque()
+
+    def tick(self, now: Optional[float] = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+
+    def rate(self, now: Optional[float] = None) -> float:
+        now = time.monotonic() if now is None else now
+        times = self._times
+        while times and times[0] < now - self.window:
+            times.popleft()
+        if len(times) < 2:
+            return 0.0
+        span = max(now - times[0], 1e-9)
+        # count intervals, not events, so a steady stream reads its true rate
+        return (len(times) - 1) / span if span < self.window else len(times) / self.window
+
+
+class UidTracker:
+    """Interprets the producer's ``uniqueId`` sequence.
+
+    A gap counts frames lost upstream; a uid that goes backwards (typically
+    to 1) is a producer restart, never billions of drops; wrap-around of an
+    unsigned 32-bit counter is a gap of the real size.
+    """
+
+    def __init__(self):
+        self.last: Optional[int] = None
+        self.restarts = 0
+        self.duplicates = 0
+
+    def observe(self, uid: int) -> int:
+        """Return the number of frames missing before ``uid``."""
+        last, self.last = self.last, uid
+        if last is None:
+            return 0
+        if uid == last + 1:
+            return 0
+        if uid > last:
+            return uid - last - 1
+        if uid == last:
+            self.duplicates += 1
+            return 0
+        if last >= UINT32_WRAP - 1000 and uid < 1000:  # unsigned wrap
+            return (uid + UINT32_WRAP - last - 1) % UINT32_WRAP
+        self.restarts += 1
+        return 0
+
+
+class LatencyStats:
+    """Recent latency samples (seconds) → percentiles in milliseconds."""
+
+    def __init__(self, keep: int = 1000):
+        self._samples: Deque[float] = collections.deque(maxlen=keep)
+
+    def add(self, seconds: float) -> None:
+        self._samples.append(seconds)
+
+    def percentiles_ms(self) -> Tuple[Optional[float], Optional[float]]:
+        if not self._samples:
+            return None, None
+        p50, p95 = np.percentile(np.fromiter(self._samples, float), [50, 95])
+        return round(float(p50) * 1e3, 3), round(float(p95) * 1e3, 3)
+
+
+class Counters:
+    """Thread-safe counters; ``snapshot()`` is what ``--stats-json`` writes.
+
+    Names are part of the user interface (scripts read them): received,
+    dropped_upstream, skipped, decoded, displayed, rejected (+ by reason),
+    recv_fps, display_fps, latency_ms_p50/p95, state.
+    """
+
+    COUNT_NAMES = ("received", "dropped_upstream", "skipped", "decoded", "displayed",
+                   "rejected", "restarts")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: Dict[str, int] = {name: 0 for name in self.COUNT_NAMES}
+        self.rejected_by_reason: Dict[str, int] = {}
+        self.recv_rate = RateMeter()
+        self.display_rate = RateMeter()
+        self.latency = LatencyStats()
+        self.state = "idle"
+        self.last_error = ""
+        self.notices: List[str] = []
+        self.extra: Dict[str, Any] = {}  # gauges owned by other parts (recorder, pipeline...)
+        self._t0 = time.monotonic()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + n
+
+    def received(self, dropped_upstream: int = 0, restart: bool = False) -> None:
+        with self._lock:
+            c = self.counts
+            c["received"] += 1
+            if dropped_upstream:
+                c["dropped_upstream"] += dropped_upstream
+            if restart:
+                c["restarts"] += 1
+            self.recv_rate.tick()
+
+    def reject(self, reason: str, message: str = "") -> None:
+        with self._lock:
+            self.counts["rejected"] += 1
+            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+            self.last_error = f"{reason}: {message}" if message and message != reason else reason
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.last_error = message
+
+    def notice(self, message: str) -> bool:
+        """Record a one-time notice; return True the first time it is seen."""
+        with self._lock:
+            if message in self.notices:
+                return False
+            self.notices.append(message)
+            return True
+
+    def painted(self, t_source: Optional[float]) -> None:
+        """A new frame reached the screen."""
+        now = time.time()
+        with self._lock:
+            self.counts["displayed"] += 1
+            self.display_rate.tick()
+            if t_source is not None:
+                self.latency.add(now - t_source)
+
+    def set_state(self, state: str) -> None:
+        with self._lock:
+            self.state = state
+
+    def get(self, name: str) -> int:
+        with self._lock:
+            return self.counts.get(name, 0)
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            p50, p95 = self.latency.percentiles_ms()
+            snap: Dict[str, Any] = dict(self.counts)
+            snap.update(
+                rejected_by_reason=dict(self.rejected_by_reason),
+                recv_fps=round(self.recv_rate.rate(), 2),
+                display_fps=round(self.display_rate.rate(), 2),
+                latency_ms_p50=p50,
+                latency_ms_p95=p95,
+                state=self.state,
+                last_error=self.last_error,
+                notices=list(self.notices),
+                uptime_s=round(time.monotonic() - self._t0, 3),
+            )
+            for key, value in self.extra.items():
+                snap[key] = value() if callable(value) else value
+            return snap
+
+
+class LatestFrameSlot:
+    """Holds only the newest frame. ``put`` returns the frame it replaced."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._frame: Any = None
+        self._closed = False
+
+    def put(self, frame: Any) -> Any:
+        with self._cond:
+            old, self._frame = self._frame, frame
+            self._cond.notify()
+        return old
+
+    def take(self, timeout: Optional[float] = None) -> Any:
+        """Newest frame (emptying the slot), or None on timeout/close."""
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def peek(self) -> Any:
+        with self._cond:
+            return self._frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class ByteBoundedQueue:
+    """FIFO bounded by the sum of its items' sizes in bytes (lossless path).
+
+    ``put`` never blocks: it returns False when the item does not fit, and
+    the caller counts that as a drop. One item larger than the whole budget
+    is still accepted into an empty queue, so a tiny budget cannot starve a
+    stream of big frames.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self._items: Deque[Tuple[Any, int]] = collections.deque()
+        self._bytes = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self.peak_bytes = 0
+
+    def put(self, item: Any, nbytes: int) -> bool:
+        with self._cond:
+            if self._closed:
+                return False
+            if self._items and self._bytes + nbytes > self.max_bytes:
+                return False
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            self._cond.notify()
+            return True
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """Oldest item, or None when closed and empty, or on timeout."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            self._cond.notify_all()
+            return item
+
+    def wait_empty(self, timeout: Optional[float] = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._items:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self) -> None:
+        """No more puts; getters drain what is left, then get None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @property
+    def fill(self) -> float:
+        return self._bytes / self.max_bytes if self.max_bytes else 0.0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class FrameRouter:
+    """What a source hands frames to. Cheap by design: runs on the source thread.
+
+    Counts, checks uid gaps, puts the frame in the display slot (latest wins;
+    a replaced frame counts as skipped) and offers it to every lossless tap
+    (recorders). A tap is a callable ``tap(frame) -> None``.
+    """
+
+    def __init__(self, counters: Counters, slot: Optional[LatestFrameSlot] = None):
+        self.counters = counters
+        self.slot = slot
+        self.uids = UidTracker()
+        self._taps: List[Callable[[Frame], None]] = []
+        self._state_listeners: List[Callable[[str, str], None]] = []
+
+    def add_tap(self, tap: Callable[[Frame], None]) -> None:
+        self._taps = self._taps + [tap]  # copy-on-write: the source thread iterates lock-free
+
+    def remove_tap(self, tap: Callable[[Frame], None]) -> None:
+        self._taps = [t for t in self._taps if t is not tap]
+
+    def add_state_listener(self, listener: Callable[[str, str], None]) -> None:
+        self._state_listeners.append(listener)
+
+    def on_frame(self, frame: Frame) -> None:
+        restarts_before = self.uids.restarts
+        gap = self.uids.observe(frame.uid)
+        self.counters.received(gap, self.uids.restarts != restarts_before)
+        for tap in self._taps:
+            tap(frame)
+        if self.slot is not None and self.slot.put(frame) is not None:
+            self.counters.add("skipped")
+
+    def on_state(self, state: str, message: str = "") -> None:
+        self.counters.set_state(state)
+        if message and state in ("error", "disconnected"):
+            self.counters.error(message)
+        for listener in self._state_listeners:
+            listener(state, message)
+
+    def on_reject(self, reason: str, message: str = "") -> None:
+        """A source that finds a message unusable before it is a Frame."""
+        self.counters.reject(reason, message)

@@ -1,0 +1,1 @@
+"""Qt widgets. Thin: they show what the engine prepared and forward the user's intent."""

@@ -1,0 +1,97 @@
+"""The image area: a view box, an ImageItem that counts real paints, and a histogram/LUT."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import pyqtgraph as pg
+from pyqtgraph.Qt import QtCore, QtWidgets
+
+from ..display import DisplayFrame
+
+COLORMAPS = ("gray", "viridis", "turbo", "inferno", "magma", "plasma", "cividis",
+             "CET-L3", "CET-R4", "CET-D1")
+
+
+def get_colormap(name: str) -> pg.ColorMap:
+    if name == "gray":
+        return pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)], name="gray")
+    return pg.colormap.get(name)
+
+
+class PaintCountingImageItem(pg.ImageItem):
+    """An ImageItem that reports the first paint of each new frame.
+
+    "Displayed" means painted, not "setImage was called": this is where the
+    counter and the producer-to-screen latency are taken.
+    """
+
+    def __init__(self, on_first_paint: Callable[[DisplayFrame], None]):
+        super().__init__()
+        self._on_first_paint = on_first_paint
+        self._unpainted: Optional[DisplayFrame] = None
+
+    def show_frame(self, display: DisplayFrame) -> None:
+        self._unpainted = display
+        self.setImage(display.image, autoLevels=False,
+                      **({"levels": display.levels} if display.levels is not None else {}))
+        # ImageItem's coordinates are detector pixels whatever the display binning
+        self.setRect(QtCore.QRectF(0, 0, display.image.shape[1] * display.bin,
+                                   display.image.shape[0] * display.bin))
+
+    def paint(self, painter, *args):
+        super().paint(painter, *args)
+        display, self._unpainted = self._unpainted, None
+        if display is not None:
+            self._on_first_paint(display)
+
+
+class ImageView(QtWidgets.QWidget):
+    """View box + image + histogram; knows nothing about sources."""
+
+    sigViewResized = QtCore.pyqtSignal(int, int)
+
+    def __init__(self, on_first_paint: Callable[[DisplayFrame], None], parent=None):
+        super().__init__(parent)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True)
+        self.image = PaintCountingImageItem(on_first_paint)
+        self.view.addItem(self.image)
+        self.histogram = pg.HistogramLUTWidget()
+        self.histogram.setImageItem(self.image)
+        # the histogram would be recomputed on the GUI thread for every frame;
+        # refresh it a few times a second instead
+        self.image.sigImageChanged.disconnect(self.histogram.item.imageChanged)
+        self._hist_timer = QtCore.QTimer(self)
+        self._hist_timer.timeout.connect(self._refresh_histogram)
+        self._hist_timer.start(250)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.histogram)
+        self.view.sigResized.connect(self._emit_size)
+        self._has_image = False
+
+    def set_colormap(self, name: str) -> None:
+        self.histogram.item.gradient.setColorMap(get_colormap(name))
+
+    def show_frame(self, display: DisplayFrame) -> None:
+        first = not self._has_image
+        self.image.show_frame(display)
+        self._has_image = True
+        if first:
+            self.view.autoRange(padding=0)
+            self._refresh_histogram()
+
+    def _refresh_histogram(self) -> None:
+        if self._has_image and self.isVisible():
+            self.histogram.item.imageChanged(autoLevel=False)
+
+    def levels(self):
+        return self.image.getLevels()
+
+    def reset_view(self) -> None:
+        self.view.autoRange(padding=0)
+
+    def _emit_size(self, *_):
+        rect = self.view.sceneBoundingRect()
+        self.sigViewResized.emit(int(rect.height()), int(rect.width()))

@@ -1,0 +1,198 @@
+"""The main window: toolbar, image view, status bar. Thin by design.
+
+The window owns a ``StreamSession`` per connected source. Frames arrive
+display-ready from the session's worker thread through a queued Qt signal;
+the GUI thread only sets them on the ImageItem and paints.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional
+
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+
+from ..display import DisplayFrame
+from ..session import StreamSession
+from ..sources._base import Source
+from .image_view import COLORMAPS, ImageView
+
+log = logging.getLogger(__name__)
+
+
+class DisplayBridge(QtCore.QObject):
+    """Carries display-ready frames from the worker thread to the GUI thread."""
+
+    frameReady = QtCore.pyqtSignal(object)
+
+    def deliver(self, display: DisplayFrame) -> None:  # worker thread
+        self.frameReady.emit(display)
+
+
+def format_status(s: Dict[str, Any]) -> str:
+    """One line that tells the truth: state, rates, losses, latency, last error."""
+    parts = [s.get("state", "idle")]
+    parts.append(f"recv {s.get('recv_fps', 0):.1f} fps")
+    parts.append(f"shown {s.get('display_fps', 0):.1f} fps")
+    parts.append(f"received {s.get('received', 0)}")
+    parts.append(f"dropped {s.get('dropped_upstream', 0)}")
+    parts.append(f"skipped {s.get('skipped', 0)}")
+    if s.get("rejected"):
+        parts.append(f"rejected {s['rejected']}")
+    if s.get("latency_ms_p50") is not None:
+        parts.append(f"latency {s['latency_ms_p50']:.0f} ms")
+    if s.get("recording"):
+        parts.append(f"rec {s.get('recorded', 0)} ({s.get('record_drops', 0)} drops)")
+    if s.get("last_error"):
+        parts.append(f"error: {s['last_error']}")
+    return "  |  ".join(parts)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, *, max_fps: float = 0.0, display_bin: int = 0, colormap: str = "gray",
+                 source_factory: Optional[Callable[[str], Source]] = None,
+                 on_connect: Optional[Callable[[str], None]] = None,
+                 process: Optional[Callable] = None):
+        super().__init__()
+        self.setWindowTitle("pystream")
+        self.resize(1200, 860)
+        self.max_fps = max_fps
+        self.display_bin = display_bin
+        self.process = process
+        self.source_factory = source_factory
+        self.on_connect = on_connect
+        self.session: Optional[StreamSession] = None
+        self.current: Optional[DisplayFrame] = None
+        self.platform_note = ""
+        self._stats_providers = []
+
+        self.bridge = DisplayBridge()
+        self.bridge.frameReady.connect(self._show_frame, QtCore.Qt.QueuedConnection)
+
+        self.image_view = ImageView(self._first_paint)
+        self.image_view.sigViewResized.connect(self._view_resized)
+        self.setCentralWidget(self.image_view)
+        self._build_toolbar(colormap)
+
+        self.status_label = QtWidgets.QLabel("idle")
+        self.status_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.statusBar().addWidget(self.status_label, 1)
+        self._status_timer = QtCore.QTimer(self)
+        self._status_timer.timeout.connect(self.refresh_status)
+        self._status_timer.start(250)
+
+    # ------------------------------------------------------------ toolbar
+    def _build_toolbar(self, colormap: str) -> None:
+        tb = self.addToolBar("Stream")
+        tb.setObjectName("stream-toolbar")
+        tb.addWidget(QtWidgets.QLabel(" PV "))
+        self.pv_edit = QtWidgets.QLineEdit()
+        self.pv_edit.setPlaceholderText("NTNDArray PV name, e.g. 13SIM1:Pva1:Image")
+        self.pv_edit.setMinimumWidth(260)
+        self.pv_edit.returnPressed.connect(self._connect_clicked)
+        tb.addWidget(self.pv_edit)
+        self.connect_action = tb.addAction("Connect", self._connect_clicked)
+        tb.addSeparator()
+        self.pause_action = tb.addAction("Pause")
+        self.pause_action.setCheckable(True)
+        self.pause_action.toggled.connect(self.set_paused)
+        self.auto_levels_box = QtWidgets.QCheckBox("Auto levels")
+        self.auto_levels_box.setChecked(True)
+        self.auto_levels_box.toggled.connect(self._auto_levels_toggled)
+        tb.addWidget(self.auto_levels_box)
+        # dragging a histogram level line is a manual choice: stop auto levels
+        for line in self.image_view.histogram.item.region.lines:
+            line.sigDragged.connect(lambda *_: self.auto_levels_box.setChecked(False))
+        tb.addWidget(QtWidgets.QLabel(" Colormap "))
+        self.colormap_combo = QtWidgets.QComboBox()
+        self.colormap_combo.addItems(COLORMAPS)
+        self.colormap_combo.currentTextChanged.connect(self.image_view.set_colormap)
+        self.colormap_combo.setCurrentText(colormap if colormap in COLORMAPS else "gray")
+        self.image_view.set_colormap(self.colormap_combo.currentText())
+        tb.addWidget(self.colormap_combo)
+        tb.addAction("Home", self.image_view.reset_view)
+
+    def _connect_clicked(self) -> None:
+        name = self.pv_edit.text().strip()
+        if name and self.source_factory is not None:
+            self.connect_source(self.source_factory(name))
+            if self.on_connect:
+                self.on_connect(name)
+
+    def _auto_levels_toggled(self, on: bool) -> None:
+        if self.session and self.session.worker:
+            self.session.worker.auto_levels = on
+
+    def set_paused(self, paused: bool) -> None:
+        """While paused nothing is decoded; frames are still received and counted."""
+        self.pause_action.setText("Resume" if paused else "Pause")
+        if self.session and self.session.worker:
+            (self.session.worker.pause if paused else self.session.worker.resume)()
+
+    # ------------------------------------------------------------ sources
+    def connect_source(self, source: Source) -> StreamSession:
+        self.disconnect_source()
+        if source.kind == "pva":
+            self.pv_edit.setText(source.name)
+        session = StreamSession(source, deliver=self.bridge.deliver, max_fps=self.max_fps,
+                                display_bin=self.display_bin, process=self.process)
+        session.worker.auto_levels = self.auto_levels_box.isChecked()
+        self.session = session
+        self._view_resized(*self._view_size())
+        if self.pause_action.isChecked():
+            session.worker.pause()
+        for provider in self._stats_providers:
+            session.add_stats(provider)
+        session.start()
+        self.setWindowTitle(f"pystream — {source.describe()}")
+        log.info("watching %s", source.describe())
+        return session
+
+    def disconnect_source(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.stop()
+
+    def add_stats_provider(self, provider: Callable[[], Dict[str, Any]]) -> None:
+        self._stats_providers.append(provider)
+        if self.session:
+            self.session.add_stats(provider)
+
+    # ------------------------------------------------------------ frames
+    def _show_frame(self, display: DisplayFrame) -> None:
+        self.current = display
+        self.image_view.show_frame(display)
+
+    def _first_paint(self, display: DisplayFrame) -> None:
+        session = self.session
+        if session is None or display.frame is None:
+            return
+        session.counters.painted(display.t_source)
+        if session.worker:
+            session.worker.consumed()
+
+    def _view_size(self):
+        rect = self.image_view.view.sceneBoundingRect()
+        return int(rect.height()), int(rect.width())
+
+    def _view_resized(self, h: int, w: int) -> None:
+        if self.session and self.session.worker and h > 10 and w > 10:
+            self.session.worker.target_size = (h, w)
+
+    # ------------------------------------------------------------ status
+    def stats(self) -> Dict[str, Any]:
+        if self.session is None:
+            return {"state": "idle"}
+        return self.session.stats()
+
+    def refresh_status(self) -> None:
+        text = format_status(self.stats())
+        if self.platform_note:
+            text += f"  |  {self.platform_note}"
+        self.status_label.setText(text)
+
+    def grab_image(self) -> QtGui.QImage:
+        return self.image_view.graphics.grab().toImage()
+
+    def closeEvent(self, event) -> None:
+        self.disconnect_source()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""Simulators and publishers (NTNDArray server, ZMQ spectra)."""

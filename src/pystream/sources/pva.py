@@ -1,0 +1,96 @@
+"""EPICS PVAccess NTNDArray source (pvapy).
+
+The monitor callback runs on pvapy's client thread and a slow callback
+throttles the producer (pvAccess flow control), so it does four things only:
+stamp the receive time, read ``uniqueId``, wrap the PvObject in a Frame
+(decode deferred to ``ntndarray.decode_ntndarray``), hand it to the sink.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..frame import Frame
+from ._base import FrameSink, Source
+from .ntndarray import decode_ntndarray, snapshot_ntndarray
+
+log = logging.getLogger(__name__)
+
+
+class PvaSource(Source):
+    """Subscribe to one NTNDArray PV; survives the server going away and back."""
+
+    kind = "pva"
+
+    def __init__(self, pv_name: str, queue_length: int = 0):
+        super().__init__(pv_name)
+        self.queue_length = queue_length
+        self._channel = None
+        self._lock = threading.Lock()
+        self._monitoring = False
+        self._ever_connected = False
+        self.connected = threading.Event()
+
+    # pvapy calls this on its own thread, once per update: keep it tiny. The
+    # PvObject is reused by pvAccess after we return, so take a snapshot
+    # (array view + small fields, no pixel copy) instead of keeping it.
+    def _on_update(self, pv) -> None:
+        t_recv = time.time()
+        sink = self.sink
+        if sink is None:
+            return
+        try:
+            snap = snapshot_ntndarray(pv)
+        except Exception as exc:  # a structure that is not an NTNDArray
+            sink.on_reject("not_ntndarray", f"{self.name}: {exc}")
+            return
+        sink.on_frame(Frame(snap, uid=snap.uid, source=self.name, decode=decode_ntndarray,
+                            t_recv=t_recv, nbytes=snap.nbytes))
+
+    def _on_connection(self, is_connected: bool) -> None:
+        sink = self.sink
+        if is_connected:
+            self._ever_connected = True
+            self.connected.set()
+            log.info("connected to %s", self.name)
+            if sink:
+                sink.on_state("connected", "")
+        elif self._ever_connected:  # pvapy also reports "not connected" before the first connect
+            self.connected.clear()
+            log.warning("disconnected from %s", self.name)
+            if sink:
+                sink.on_state("disconnected", f"{self.name}: server gone; waiting for it to return")
+
+    def start(self, sink: FrameSink) -> None:
+        import pvaccess as pva
+
+        self.sink = sink
+        sink.on_state("connecting", "")
+        with self._lock:
+            channel = pva.Channel(self.name, pva.PVA)
+            channel.setConnectionCallback(self._on_connection)
+            if self.queue_length:
+                channel.setMonitorMaxQueueLength(self.queue_length)
+            channel.subscribe("pystream", self._on_update)
+            # startMonitor with an empty request asks for the whole structure
+            channel.startMonitor("")
+            self._channel = channel
+            self._monitoring = True
+
+    def stop(self) -> None:
+        with self._lock:
+            channel, self._channel = self._channel, None
+            if channel is None:
+                return
+            try:
+                if self._monitoring:
+                    channel.stopMonitor()
+                channel.unsubscribe("pystream")
+            except Exception as exc:  # stopping must never raise
+                log.debug("stopping monitor on %s: %s", self.name, exc)
+            self._monitoring = False
+        sink, self.sink = self.sink, None
+        if sink:
+            sink.on_state("stopped", "")
+
