@@ -11,6 +11,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 
+from pystream.publish.pva_sim import NtndArrayPublisher  # noqa: E402
+
 _counter = itertools.count()
 
 
@@ -25,3 +27,19 @@ def home(tmp_path, monkeypatch):
     """An empty home directory, so ~/.pystream never touches the real one."""
     monkeypatch.setenv("HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def pva_server():
+    """One PvaServer for the session; tests add uniquely named records to it."""
+    import pvaccess as pva
+    server = pva.PvaServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publisher(pva_server, pv_name):
+    pub = NtndArrayPublisher(pv_name, server=pva_server)
+    yield pub
+    pub.stop()

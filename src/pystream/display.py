@@ -31,7 +31,8 @@ class DisplayFrame:
     """Everything the GUI needs to paint one frame, and nothing to compute."""
 
     image: np.ndarray  # (h, w) or (h, w, 3), C-contiguous, fast dtype
-    levels: Optional[Tuple[float, float]]
+    levels: Tuple[float, float]  # computed here, always
+    auto_levels: bool  # apply ``levels`` (else the user's levels stay)
     bin: int  # display pixel = bin x bin detector pixels
     uid: int
     t_source: Optional[float]
@@ -170,6 +171,6 @@ class DisplayWorker(threading.Thread):
             arr, meta = self.process(arr, meta)
         bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
         image = to_display(arr, bin_)
-        levels = compute_levels(image, self.level_percentiles) if self.auto_levels else None
-        return DisplayFrame(image=image, levels=levels, bin=bin_, uid=frame.uid,
+        levels = compute_levels(image, self.level_percentiles)
+        return DisplayFrame(image=image, levels=levels, auto_levels=self.auto_levels, bin=bin_, uid=frame.uid,
                             t_source=decoded.t_source, raw=arr, frame=frame, meta=meta or {})

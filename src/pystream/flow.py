@@ -56,11 +56,23 @@ class UidTracker:
         self.last: Optional[int] = None
         self.restarts = 0
         self.duplicates = 0
+        self._reconnecting = False
+
+    def connection_lost(self) -> None:
+        """Frames published while we were disconnected were never ours to lose:
+        the first uid after a reconnect is a restart if it went backwards, and
+        otherwise starts a new count."""
+        self._reconnecting = True
 
     def observe(self, uid: int) -> int:
         """Return the number of frames missing before ``uid``."""
         last, self.last = self.last, uid
         if last is None:
+            return 0
+        if self._reconnecting:
+            self._reconnecting = False
+            if uid < last:
+                self.restarts += 1
             return 0
         if uid == last + 1:
             return 0
@@ -323,6 +335,8 @@ class FrameRouter:
             self.counters.add("skipped")
 
     def on_state(self, state: str, message: str = "") -> None:
+        if state == "disconnected":
+            self.uids.connection_lost()
         self.counters.set_state(state)
         if message and state in ("error", "disconnected"):
             self.counters.error(message)

@@ -30,10 +30,15 @@ class PaintCountingImageItem(pg.ImageItem):
         self._on_first_paint = on_first_paint
         self._unpainted: Optional[DisplayFrame] = None
 
-    def show_frame(self, display: DisplayFrame) -> None:
+    def show_frame(self, display: DisplayFrame, first: bool = False) -> None:
         self._unpainted = display
-        self.setImage(display.image, autoLevels=False,
-                      **({"levels": display.levels} if display.levels is not None else {}))
+        if display.auto_levels or first:
+            self.setImage(display.image, autoLevels=False, levels=display.levels)
+            # pyqtgraph re-applies levels set before the first image (the
+            # histogram's default 0..1) after setImage: ours must win
+            self.setLevels(display.levels)
+        else:
+            self.setImage(display.image, autoLevels=False)
         # ImageItem's coordinates are detector pixels whatever the display binning
         self.setRect(QtCore.QRectF(0, 0, display.image.shape[1] * display.bin,
                                    display.image.shape[0] * display.bin))
@@ -76,7 +81,7 @@ class ImageView(QtWidgets.QWidget):
 
     def show_frame(self, display: DisplayFrame) -> None:
         first = not self._has_image
-        self.image.show_frame(display)
+        self.image.show_frame(display, first)
         self._has_image = True
         if first:
             self.view.autoRange(padding=0)
