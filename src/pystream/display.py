@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class DisplayFrame:
     raw: np.ndarray  # full-resolution (processed) frame, for tools working in detector pixels
     frame: Frame = field(repr=False, default=None)
     meta: dict = field(default_factory=dict)
+    analysis: Dict[str, Any] = field(default_factory=dict)  # results of the worker's analyses
 
 
 def auto_bin(shape: Tuple[int, ...], target: Tuple[int, int]) -> int:
@@ -87,15 +88,20 @@ class DisplayWorker(threading.Thread):
 
     def __init__(self, slot: LatestFrameSlot, counters: Counters,
                  deliver: Callable[[DisplayFrame], None], *, max_fps: float = 0.0,
-                 display_bin: int = 0, process: Optional[Callable] = None,
-                 ready_timeout: float = 0.25):
+                 display_bin: int = 0, processors: Optional[List[Callable]] = None,
+                 analyses: Optional[Mapping[str, Callable]] = None, ready_timeout: float = 0.25):
         super().__init__(name="pystream-display", daemon=True)
         self.slot = slot
         self.counters = counters
         self.deliver = deliver
         self.max_fps = max_fps
         self.display_bin = display_bin
-        self.process = process  # (array, meta) -> (array, meta): the pipeline
+        # (array, meta) -> (array, meta), applied in order (corrections, then the
+        # pipeline); the list is shared with the owner, so changes apply live
+        self.processors = processors if processors is not None else []
+        # name -> f(array, meta) -> result, computed on the full-resolution
+        # processed frame (ROI statistics, crosshair values...), shown by the GUI
+        self.analyses = analyses if analyses is not None else {}
         self.ready_timeout = ready_timeout
         self.target_size: Tuple[int, int] = (1024, 1024)  # view size in screen pixels
         self.auto_levels = True
@@ -165,12 +171,25 @@ class DisplayWorker(threading.Thread):
         if decoded.notice and self.counters.notice(decoded.notice):
             log.warning("%s", decoded.notice)
         arr = decoded.array
-        meta = None
-        if self.process is not None:
-            meta = frame.metadata()
-            arr, meta = self.process(arr, meta)
+        meta = frame.metadata()
+        for process in list(self.processors):
+            try:
+                arr, meta = process(arr, meta)
+            except Exception as exc:  # bypassed for this frame, counted, shown
+                name = getattr(process, "__name__", type(process).__name__)
+                self.counters.add("process_errors")
+                self.counters.error(f"{name}: {exc}")
+                log.warning("processing step %s failed on frame %s: %s", name, frame.uid, exc)
+        analysis: Dict[str, Any] = {}
+        for name, analyse in list(self.analyses.items()):
+            try:
+                analysis[name] = analyse(arr, meta)
+            except Exception as exc:
+                analysis[name] = exc
+                log.debug("analysis %s failed: %s", name, exc)
         bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
         image = to_display(arr, bin_)
         levels = compute_levels(image, self.level_percentiles)
-        return DisplayFrame(image=image, levels=levels, auto_levels=self.auto_levels, bin=bin_, uid=frame.uid,
-                            t_source=decoded.t_source, raw=arr, frame=frame, meta=meta or {})
+        return DisplayFrame(image=image, levels=levels, auto_levels=self.auto_levels, bin=bin_,
+                            uid=frame.uid, t_source=decoded.t_source, raw=arr, frame=frame,
+                            meta=meta, analysis=analysis)

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 class StreamSession:
     def __init__(self, source: Source, *, deliver: Optional[Callable[[DisplayFrame], None]] = None,
                  max_fps: float = 0.0, display_bin: int = 0,
-                 process: Optional[Callable] = None):
+                 processors: Optional[List[Callable]] = None,
+                 analyses: Optional[Dict[str, Callable]] = None):
         self.source = source
         self.counters = Counters()
         self.slot = LatestFrameSlot()
@@ -25,7 +26,8 @@ class StreamSession:
         self.worker: Optional[DisplayWorker] = None
         if deliver is not None:
             self.worker = DisplayWorker(self.slot, self.counters, deliver, max_fps=max_fps,
-                                        display_bin=display_bin, process=process)
+                                        display_bin=display_bin, processors=processors,
+                                        analyses=analyses)
         self._stats_sources: List[Callable[[], Dict[str, Any]]] = []
         self.started = False
 

@@ -7,7 +7,7 @@ the GUI thread only sets them on the ImageItem and paints.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
@@ -48,16 +48,23 @@ def format_status(s: Dict[str, Any]) -> str:
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """Panels attach from outside: ``add_dock``, ``processors``, ``analyses``,
+    and the ``frameShown`` / ``sessionChanged`` signals."""
+
+    frameShown = QtCore.pyqtSignal(object)  # DisplayFrame, after it is set on the image
+    sessionChanged = QtCore.pyqtSignal(object)  # StreamSession or None
+
     def __init__(self, *, max_fps: float = 0.0, display_bin: int = 0, colormap: str = "gray",
                  source_factory: Optional[Callable[[str], Source]] = None,
-                 on_connect: Optional[Callable[[str], None]] = None,
-                 process: Optional[Callable] = None):
+                 on_connect: Optional[Callable[[str], None]] = None):
         super().__init__()
         self.setWindowTitle("pystream")
         self.resize(1200, 860)
         self.max_fps = max_fps
         self.display_bin = display_bin
-        self.process = process
+        # shared with every session's worker: panels add corrections/analyses here
+        self.processors: List[Callable] = []
+        self.analyses: Dict[str, Callable] = {}
         self.source_factory = source_factory
         self.on_connect = on_connect
         self.session: Optional[StreamSession] = None
@@ -134,7 +141,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if source.kind == "pva":
             self.pv_edit.setText(source.name)
         session = StreamSession(source, deliver=self.bridge.deliver, max_fps=self.max_fps,
-                                display_bin=self.display_bin, process=self.process)
+                                display_bin=self.display_bin, processors=self.processors,
+                                analyses=self.analyses)
         session.worker.auto_levels = self.auto_levels_box.isChecked()
         self.session = session
         self._view_resized(*self._view_size())
@@ -145,12 +153,14 @@ class MainWindow(QtWidgets.QMainWindow):
         session.start()
         self.setWindowTitle(f"pystream — {source.describe()}")
         log.info("watching %s", source.describe())
+        self.sessionChanged.emit(session)
         return session
 
     def disconnect_source(self) -> None:
         session, self.session = self.session, None
         if session is not None:
             session.stop()
+            self.sessionChanged.emit(None)
 
     def add_stats_provider(self, provider: Callable[[], Dict[str, Any]]) -> None:
         self._stats_providers.append(provider)
@@ -161,6 +171,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_frame(self, display: DisplayFrame) -> None:
         self.current = display
         self.image_view.show_frame(display)
+        self.frameShown.emit(display)
 
     def _first_paint(self, display: DisplayFrame) -> None:
         session = self.session
@@ -177,6 +188,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _view_resized(self, h: int, w: int) -> None:
         if self.session and self.session.worker and h > 10 and w > 10:
             self.session.worker.target_size = (h, w)
+
+    def add_dock(self, widget: QtWidgets.QWidget, title: str,
+                 area=QtCore.Qt.RightDockWidgetArea) -> QtWidgets.QDockWidget:
+        """Attach a panel; panels are dock widgets the user can move or close."""
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
     # ------------------------------------------------------------ status
     def stats(self) -> Dict[str, Any]:
