@@ -73,6 +73,12 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
                    help="initial colormap: gray, viridis, turbo, inferno, magma, plasma, ...")
     g.add_argument("--offscreen", action="store_true",
                    help="run with no window on screen (automatic when DISPLAY is unset)")
+    g = parser.add_argument_group("processing")
+    g.add_argument("--proc-config", metavar="PATH", default=None,
+                   help="processor pipeline JSON (default: pipelines/processors.json, looked up in "
+                        "the current directory, ~/.pystream, then the package)")
+    g.add_argument("--no-plugins", action="store_true",
+                   help="load no processor plugins; frames are shown unprocessed")
     g = parser.add_argument_group("scripts and logs")
     g.add_argument("--stats-json", metavar="FILE",
                    help="write the counters (received, displayed, skipped, rejected, fps, latency, "
@@ -177,6 +183,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
                         colormap=args.colormap or settings.get("colormap", "gray"),
                         source_factory=PvaSource, on_connect=remember)
     window.platform_note = platform_note
+    attach_pipeline(window, args)
     window.show()
 
     pv = demo_pv or args.pv or settings.get("last_pv") or ""
@@ -209,6 +216,21 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
         settings_mod.save_settings(settings)
     window.disconnect_source()
     return code
+
+
+def attach_pipeline(window, args: argparse.Namespace):
+    """The processor pipeline runs in the display worker; its panel is a dock."""
+    from .gui.pipeline_panel import PipelinePanel
+    from .pipeline import open_pipeline
+
+    pipeline = open_pipeline(args.proc_config, no_plugins=args.no_plugins)
+    window.processors.append(pipeline.apply)
+    window.add_stats_provider(pipeline.stats)
+    dock = window.add_dock(PipelinePanel(pipeline), "Pipeline")
+    if args.no_plugins:
+        dock.hide()
+    window.pipeline = pipeline
+    return pipeline
 
 
 def run_demo(args: argparse.Namespace) -> int:
