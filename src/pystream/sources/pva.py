@@ -31,6 +31,10 @@ class PvaSource(Source):
         self._monitoring = False
         self._ever_connected = False
         self.connected = threading.Event()
+        self.poll_interval = 0.2
+        self._state_lock = threading.Lock()
+        self._halt = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -40,6 +44,8 @@ class PvaSource(Source):
         sink = self.sink
         if sink is None:
             return
+        if not self.connected.is_set():  # a frame proves the connection before the poll does
+            self._on_connection(True)
         try:
             snap = snapshot_ntndarray(pv)
         except Exception as exc:  # a structure that is not an NTNDArray
@@ -48,7 +54,26 @@ class PvaSource(Source):
         sink.on_frame(Frame(snap, uid=snap.uid, source=self.name, decode=decode_ntndarray,
                             t_recv=t_recv, nbytes=snap.nbytes))
 
+    def _watch_connection(self, channel, halt: threading.Event) -> None:
+        # pvapy's setConnectionCallback can fire on the thread that is inside
+        # startMonitor() without the GIL and abort the interpreter (seen with
+        # pvapy 5.6.0); polling isConnected() from our own thread is safe.
+        while not halt.is_set():
+            try:
+                now = bool(channel.isConnected())
+            except Exception:
+                now = False
+            self._on_connection(now)
+            halt.wait(self.poll_interval)
+
     def _on_connection(self, is_connected: bool) -> None:
+        """Report a change of connection state (called repeatedly; acts on changes)."""
+        with self._state_lock:
+            if is_connected == self.connected.is_set():
+                return
+            self._report_connection(is_connected)
+
+    def _report_connection(self, is_connected: bool) -> None:
         sink = self.sink
         if is_connected:
             self._ever_connected = True
@@ -69,7 +94,6 @@ class PvaSource(Source):
         sink.on_state("connecting", "")
         with self._lock:
             channel = pva.Channel(self.name, pva.PVA)
-            channel.setConnectionCallback(self._on_connection)
             if self.queue_length:
                 channel.setMonitorMaxQueueLength(self.queue_length)
             channel.subscribe("pystream", self._on_update)
@@ -77,12 +101,17 @@ class PvaSource(Source):
             channel.startMonitor("")
             self._channel = channel
             self._monitoring = True
+            self._halt = threading.Event()
+            self._watcher = threading.Thread(target=self._watch_connection, args=(channel, self._halt),
+                                             name=f"pystream-pva-watch-{self.name}", daemon=True)
+            self._watcher.start()
 
     def stop(self) -> None:
         with self._lock:
             channel, self._channel = self._channel, None
             if channel is None:
                 return
+            self._halt.set()
             try:
                 if self._monitoring:
                     channel.stopMonitor()
