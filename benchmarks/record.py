@@ -1,0 +1,186 @@
+"""Recording throughput next to the disk's own limit, measured in the same run.
+
+For 1024² and 2048² uint16 frames, TIFF sequence and HDF5:
+- ``raw``: the same bytes written with plain ``os.write`` to one file in the
+  same directory (the physical limit), and to one file per frame (what a
+  sequence costs at best); raw and recorder alternate, each after
+  ``os.sync()``, for ``--rounds`` rounds, and the medians are reported;
+- ``recorder``: frames fed through ``Recorder.tap`` as fast as the writer
+  takes them (the feeder waits while the queue is over half full, so this is
+  the sustained rate, no drops), timed until the files are closed;
+- ``100 Hz``: 2048² frames fed at a fixed 100 Hz (800 MB/s) for a few
+  seconds with the default 1 GiB buffer: record drops and peak queue fill.
+
+Frames are made with ``Frame.from_array`` (no network). Writes go to a temp
+directory under /tmp (``--dir`` to choose), removed at the end. Page cache
+included, as a user sees it, unless ``--sync`` (then every timing ends with
+``os.sync()``). Run: ``python benchmarks/record.py`` (about 1-2 minutes; the numbers on a shared VM vary
+by tens of percent from run to run, hence the medians).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from pystream.frame import Frame
+from pystream.record import Recorder
+
+MB = 1e6
+
+
+def make_frame_data(side: int) -> np.ndarray:
+    rng = np.random.default_rng(side)
+    return rng.integers(0, 65535, size=(side, side), dtype=np.uint16)
+
+
+def clear(directory: str) -> None:
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+
+
+def raw_one_file(directory: str, array: np.ndarray, n: int, sync: bool) -> float:
+    path = os.path.join(directory, "raw.bin")
+    view = memoryview(array).cast("B")
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        for _ in range(n):
+            os.write(fd, view)
+    finally:
+        os.close(fd)
+    if sync:
+        os.sync()
+    seconds = time.perf_counter() - t0
+    clear(directory)
+    return n * array.nbytes / seconds / MB
+
+
+def raw_file_per_frame(directory: str, array: np.ndarray, n: int, sync: bool) -> float:
+    view = memoryview(array).cast("B")
+    t0 = time.perf_counter()
+    for i in range(n):
+        fd = os.open(os.path.join(directory, f"raw_{i:06d}.bin"), os.O_CREAT | os.O_WRONLY | os.O_EXCL)
+        try:
+            os.write(fd, view)
+        finally:
+            os.close(fd)
+    if sync:
+        os.sync()
+    seconds = time.perf_counter() - t0
+    clear(directory)
+    return n * array.nbytes / seconds / MB
+
+
+def recorder_sustained(directory: str, array: np.ndarray, n: int, fmt: str, sync: bool) -> dict:
+    recorder = Recorder(directory, fmt=fmt, buffer_bytes=256 << 20).start()
+    t0 = time.perf_counter()
+    for uid in range(1, n + 1):
+        while recorder.queue.fill > 0.5:  # benchmark back-pressure: measure the writer, not drops
+            time.sleep(0.0005)
+        recorder.tap(Frame.from_array(array, uid=uid, source="bench"))
+    recorder.stop(drain=True)
+    if sync:
+        os.sync()
+    seconds = time.perf_counter() - t0
+    stats = recorder.stats()
+    clear(directory)
+    assert stats["record_state"] == "stopped", stats
+    return {"mb_per_s": stats["recorded"] * array.nbytes / seconds / MB,
+            "recorded": stats["recorded"], "drops": stats["record_drops"]}
+
+
+def recorder_fixed_rate(directory: str, array: np.ndarray, fmt: str, rate: float,
+                        seconds: float) -> dict:
+    recorder = Recorder(directory, fmt=fmt, buffer_bytes=1 << 30).start()
+    n = int(rate * seconds)
+    peak_fill = 0.0
+    t0 = time.perf_counter()
+    for uid in range(1, n + 1):
+        delay = t0 + uid / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        recorder.tap(Frame.from_array(array, uid=uid, source="bench"))
+        peak_fill = max(peak_fill, recorder.queue.fill)
+    feed_seconds = time.perf_counter() - t0
+    recorder.stop(drain=True)
+    stats = recorder.stats()
+    clear(directory)
+    return {"sent": n, "recorded": stats["recorded"], "drops": stats["record_drops"],
+            "peak_queue_fill": round(peak_fill, 3), "feed_hz": round(n / feed_seconds, 1)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", default="/tmp", help="parent of the temp directory")
+    parser.add_argument("--mb", type=float, default=600, help="MB written per measurement")
+    parser.add_argument("--rate-seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case (median)")
+    parser.add_argument("--sync", action="store_true", help="end every timing with os.sync()")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    directory = tempfile.mkdtemp(prefix="pystream-bench-record-", dir=args.dir)
+    results = {"sustained": [], "fixed_rate": []}
+    try:
+        for side in (1024, 2048):
+            array = make_frame_data(side)
+            n = max(10, int(args.mb * MB / array.nbytes))
+            for fmt in ("tiff", "hdf5"):
+                # alternate raw and recorder, each from a clean page cache; report medians
+                raw, per_file, rec_rates, drops = [], [], [], 0
+                for _ in range(args.rounds):
+                    os.sync()
+                    raw.append(raw_one_file(directory, array, n, args.sync))
+                    os.sync()
+                    per_file.append(raw_file_per_frame(directory, array, n, args.sync))
+                    os.sync()
+                    rec = recorder_sustained(directory, array, n, fmt, args.sync)
+                    rec_rates.append(rec["mb_per_s"])
+                    drops += rec["drops"]
+                raw_mb, rec_mb = float(np.median(raw)), float(np.median(rec_rates))
+                row = {"frame": f"{side}x{side} uint16", "format": fmt, "frames": n,
+                       "raw_mb_s": round(raw_mb, 1),
+                       "raw_file_per_frame_mb_s": round(float(np.median(per_file)), 1),
+                       "recorder_mb_s": round(rec_mb, 1), "ratio": round(rec_mb / raw_mb, 3),
+                       "drops": drops, "raw_all": [round(x) for x in raw],
+                       "recorder_all": [round(x) for x in rec_rates]}
+                results["sustained"].append(row)
+                print(f"  {row}", file=sys.stderr)
+        big = make_frame_data(2048)
+        for fmt in ("tiff", "hdf5"):
+            os.sync()
+            row = {"format": fmt, **recorder_fixed_rate(directory, big, fmt, 100.0, args.rate_seconds)}
+            results["fixed_rate"].append(row)
+            print(f"  {row}", file=sys.stderr)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    print("| frame | format | frames | raw one file MB/s | raw file/frame MB/s | recorder MB/s "
+          "| recorder / raw | drops |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results["sustained"]:
+        print(f"| {r['frame']} | {r['format']} | {r['frames']} | {r['raw_mb_s']:.0f} "
+              f"| {r['raw_file_per_frame_mb_s']:.0f} | {r['recorder_mb_s']:.0f} "
+              f"| {r['ratio'] * 100:.0f}% | {r['drops']} |")
+    print()
+    print("| 2048x2048 uint16 at 100 Hz (800 MB/s) | sent | recorded | record drops "
+          "| peak queue fill | feed Hz |")
+    print("|---|---|---|---|---|---|")
+    for r in results["fixed_rate"]:
+        print(f"| {r['format']} | {r['sent']} | {r['recorded']} | {r['drops']} "
+              f"| {r['peak_queue_fill'] * 100:.0f}% | {r['feed_hz']} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Recording with no window: ``pystream record --pv PV --out DIR ...``.
+
+``run_recording`` wires any Source → FrameRouter (no display slot) → Recorder
+tap, shows a one-line progress on stderr, stops on a frame count, a duration,
+the source finishing, a disk error or Ctrl-C, drains the queue, closes the
+files and returns a ``RecordSummary``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, TextIO
+
+from ..flow import Counters, FrameRouter
+from .recorder import ProcessFn, RecordError, Recorder
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1 << 10, "kib": 1 << 10, "kb": 10 ** 3,
+    "m": 1 << 20, "mib": 1 << 20, "mb": 10 ** 6,
+    "g": 1 << 30, "gib": 1 << 30, "gb": 10 ** 9,
+    "t": 1 << 40, "tib": 1 << 40, "tb": 10 ** 12,
+}
+_SIZE_RE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: Any) -> int:
+    """Bytes from ``"2GiB"``, ``"512MiB"``, ``"1.5G"``, ``"500MB"``, ``"1048576"``.
+
+    KiB/MiB/GiB/TiB and bare K/M/G/T are powers of 1024; KB/MB/GB/TB powers of 1000.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError(f"size must be positive, not {text}")
+        return int(text)
+    match = _SIZE_RE.fullmatch(str(text))
+    if not match:
+        raise ValueError(f"not a size: {text!r} (examples: 2GiB, 512MiB, 1000000)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"unknown size unit {match.group(2)!r} in {text!r} (use KiB, MiB, GiB)")
+    size = int(number * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"size must be positive, not {text!r}")
+    return size
+
+
+@dataclass
+class RecordSummary:
+    """What a headless recording did. ``ok`` is False after a disk error."""
+
+    frames: int = 0  # written to disk
+    drops: int = 0  # offered to the recorder but not written (queue full, disk error)
+    rejected: int = 0  # could not be decoded/processed (see rejected_by_reason)
+    offered: int = 0
+    received: int = 0  # frames the source delivered (router count)
+    dropped_upstream: int = 0  # uniqueId gaps: lost before they reached us
+    seconds: float = 0.0
+    mb_per_s: float = 0.0
+    bytes: int = 0
+    path: str = ""  # the file written (the last one of a sequence)
+    first_path: str = ""
+    files: int = 0
+    state: str = "idle"
+    error: str = ""
+    interrupted: bool = False
+    stop_reason: str = ""
+    rejected_by_reason: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "error"
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        lines = [
+            f"recorded {self.frames} frames in {self.seconds:.1f} s "
+            f"({self.mb_per_s:.1f} MB/s, {self.bytes / 1e6:.1f} MB)",
+            f"drops {self.drops}, rejected {self.rejected}, lost upstream {self.dropped_upstream}",
+        ]
+        if self.files > 1 and self.first_path:
+            lines.append(f"files: {self.first_path} ... {self.path} ({self.files} files)")
+        elif self.path:
+            lines.append(f"file: {self.path}")
+        if self.rejected_by_reason:
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected_by_reason.items()))
+            lines.append(f"rejected by reason: {reasons}")
+        if self.stop_reason:
+            lines.append(f"stopped: {self.stop_reason}")
+        if self.error:
+            lines.append(f"ERROR: {self.error}")
+        return "\n".join(lines)
+
+
+class ProgressLine:
+    """A ``\\r``-updated status line (plain text, no dependency)."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.25):
+        self.stream = stream
+        self.interval = interval
+        self._last = 0.0
+        self._width = 0
+
+    def update(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        pad = max(self._width - len(text), 0)
+        self._width = len(text)
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+def progress_text(recorder: Recorder, frames: Optional[int], seconds: Optional[float],
+                  elapsed: float) -> str:
+    s = recorder.stats()
+    done = f"{s['recorded']}/{frames}" if frames else str(s["recorded"])
+    if frames:
+        pct = 100.0 * min(recorder.offered / frames, 1.0)
+        bar_width = 20
+        filled = int(bar_width * pct / 100)
+        head = f"[{'#' * filled}{'.' * (bar_width - filled)}] {pct:3.0f}% "
+    elif seconds:
+        pct = 100.0 * min(elapsed / seconds, 1.0)
+        head = f"[{elapsed:6.1f}/{seconds:.0f} s] "
+    else:
+        head = f"[{elapsed:6.1f} s] "
+    return (f"{head}{done} frames  {s['record_mb_per_s']:.1f} MB/s  "
+            f"drops {s['record_drops']}  queue {s['record_queue_fill'] * 100:.0f}%")
+
+
+def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int] = None,
+                  seconds: Optional[float] = None, prefix: str = "frame",
+                  buffer_bytes: int = 1 << 30, stack: bool = False,
+                  compression: Optional[str] = None, progress: bool = True,
+                  process: Optional[ProcessFn] = None, counters: Optional[Counters] = None,
+                  stream: Optional[TextIO] = None, stop_event: Optional[threading.Event] = None,
+                  poll_interval: float = 0.05) -> RecordSummary:
+    """Record ``source`` into ``out_dir`` until ``frames`` / ``seconds`` / end / Ctrl-C.
+
+    Ctrl-C (KeyboardInterrupt) stops the source, writes what is queued and
+    closes the files; a second Ctrl-C while draining drops the rest. The
+    summary goes to ``stream`` (stderr by default) and is returned; the
+    caller picks the exit status from ``summary.ok``. ``stop_event`` lets
+    another thread (or ``--exit-after``) end the recording the same way.
+    """
+    stream = sys.stderr if stream is None else stream
+    counters = counters if counters is not None else Counters()
+    router = FrameRouter(counters, slot=None)
+    summary = RecordSummary()
+    recorder = Recorder(out_dir, fmt=fmt, prefix=prefix, buffer_bytes=buffer_bytes, stack=stack,
+                        compression=compression, process=process, max_frames=frames)
+    recorder.attach(counters)
+    try:
+        recorder.start()
+    except RecordError as exc:
+        summary.state, summary.error = "error", str(exc)
+        summary.stop_reason = "could not start"
+        stream.write(summary.format() + "\n")
+        return summary
+
+    source_state = {"state": "", "message": ""}
+
+    def on_state(state: str, message: str) -> None:
+        source_state["state"], source_state["message"] = state, message
+
+    router.add_state_listener(on_state)
+    router.add_tap(recorder.tap)
+    line = ProgressLine(stream) if progress else None
+    t0 = time.monotonic()
+    stop_reason = ""
+    try:
+        try:
+            source.start(router)
+            while True:
+                elapsed = time.monotonic() - t0
+                if recorder.state == "error":
+                    stop_reason = "disk error"
+                    break
+                if frames is not None and recorder.target_reached:
+                    stop_reason = f"{frames} frames"
+                    break
+                if seconds is not None and elapsed >= seconds:
+                    stop_reason = f"{seconds:g} s"
+                    break
+                if source_state["state"] in ("finished", "stopped"):
+                    stop_reason = f"source {source_state['state']}"
+                    break
+                if stop_event is not None and stop_event.is_set():
+                    stop_reason = "stop requested"
+                    break
+                if line is not None:
+                    line.update(progress_text(recorder, frames, seconds, elapsed))
+                time.sleep(poll_interval)
+        except KeyboardInterrupt:
+            stop_reason = "interrupted (Ctrl-C)"
+            summary.interrupted = True
+        _stop_source(source)
+        router.remove_tap(recorder.tap)
+        try:
+            recorder.stop(drain=True)
+        except KeyboardInterrupt:
+            stop_reason += "; second Ctrl-C: queued frames dropped"
+            summary.interrupted = True
+            recorder.stop(drain=False)
+    finally:
+        # whatever happened above, the files end closed and the source stopped
+        if not recorder.finished:
+            _stop_source(source)
+            router.remove_tap(recorder.tap)
+            recorder.stop(drain=False)
+    if line is not None:
+        line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0), force=True)
+        line.end()
+    _fill_summary(summary, recorder, counters, stop_reason)
+    stream.write(summary.format() + "\n")
+    stream.flush()
+    return summary
+
+
+def _stop_source(source) -> None:
+    try:
+        source.stop()
+    except Exception as exc:  # a source that fails to stop must not lose the recording
+        sys.stderr.write(f"warning: stopping the source failed: {exc}\n")
+
+
+def _fill_summary(summary: RecordSummary, recorder: Recorder, counters: Counters,
+                  stop_reason: str) -> None:
+    stats = recorder.stats()
+    writer = recorder.writer
+    summary.frames = stats["recorded"]
+    summary.drops = stats["record_drops"]
+    summary.rejected = stats["record_rejected"]
+    summary.offered = recorder.offered
+    summary.received = counters.get("received")
+    summary.dropped_upstream = counters.get("dropped_upstream")
+    summary.seconds = round(recorder.elapsed(), 3)
+    summary.mb_per_s = round(recorder.mean_mb_per_s(), 2)
+    summary.bytes = recorder.bytes_written
+    summary.path = writer.path if writer is not None else ""
+    summary.first_path = writer.first_path if writer is not None else ""
+    summary.files = writer.file_count if writer is not None else 0
+    summary.state = stats["record_state"]
+    summary.error = stats["record_error"]
+    summary.stop_reason = stop_reason
+    summary.rejected_by_reason = dict(recorder.rejected_by_reason)
