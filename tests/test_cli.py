@@ -31,7 +31,7 @@ def test_demo_shows_frames_and_writes_stats(home):
                          "--size", "256x256"], home)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(stats.read_text())
-    assert data["state"] == "connected"
+    assert data["state"] == "stopped"  # the final numbers are written after the source stops
     assert data["displayed"] > 10 and data["received"] >= data["displayed"]
     assert data["rejected"] == 0
     assert data["latency_ms_p50"] is not None
@@ -91,3 +91,82 @@ def test_sim_rejects_impossible_options_clearly(home):
 def test_bad_viewer_options_are_usage_errors(bad, home):
     proc = run_pystream(bad, home)
     assert proc.returncode == 2 and "usage: pystream" in proc.stderr
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_process(args, home):
+    env = dict(os.environ, HOME=str(home))
+    return subprocess.Popen([sys.executable, "-m", "pystream.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_headless_record_from_a_simulated_ioc(home, pv_name):
+    import h5py
+    import numpy as np
+    sim = start_process(["sim", "pva", "--pv", pv_name, "--size", "64x32", "--rate", "100",
+                         "--log-level", "WARNING"], home)
+    try:
+        out = home / "rec"
+        proc = run_pystream(["record", "--pv", pv_name, "--out", str(out), "--format", "hdf5",
+                             "--frames", "40"], home)
+        assert proc.returncode == 0, proc.stderr
+        assert "recorded 40 frames" in proc.stderr and "drops 0" in proc.stderr
+        files = list(out.glob("*.h5"))
+        assert len(files) == 1
+        with h5py.File(files[0], "r") as f:
+            data, uids = f["/entry/data/data"], f["/entry/data/uid"][:]
+            assert data.shape == (40, 32, 64) and data.dtype == np.uint16
+            assert list(np.diff(uids)) == [1] * 39  # every frame, in order
+    finally:
+        sim.kill()
+        sim.wait(10)
+
+
+def test_viewer_shows_a_zmq_spectrum_stream(home):
+    port = free_port()
+    sim = start_process(["sim", "zmq", "--port", str(port), "--rate", "200", "--log-level",
+                         "WARNING"], home)
+    try:
+        stats = home / "z.json"
+        proc = run_pystream(["--zmq", f"tcp://127.0.0.1:{port}", "--exit-after", "4",
+                             "--stats-json", str(stats), "--pol", "I"], home)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(stats.read_text())
+        spectra = data["spectra"]
+        assert spectra["received"] > 100 and spectra["displayed"] > 10
+        assert spectra["rejected"] == 0 and spectra["ring_rows"] > 100
+        assert data["received"] == spectra["received"]  # the only stream: top-level counters
+        assert spectra["delay_s"] is not None and spectra["delay_s"] < 5
+    finally:
+        sim.kill()
+        sim.wait(10)
+
+
+def test_viewer_records_every_frame_from_launch(home):
+    import tifffile
+    out = home / "rec"
+    stats = home / "s.json"
+    proc = run_pystream(["demo", "--offscreen", "--size", "64x64", "--rate", "50", "--record",
+                         "--record-dir", str(out), "--record-format", "tiff-stack",
+                         "--exit-after", "3", "--stats-json", str(stats)], home)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(stats.read_text())
+    stacks = list(out.glob("*.tiff"))
+    assert len(stacks) == 1
+    frames = tifffile.imread(stacks[0])
+    assert data["recorded"] == len(frames) > 50
+    assert data["record_drops"] == 0
+    # every received frame, not only the displayed ones
+    assert data["recorded"] == data["received"]
+
+
+def test_bad_option_values_are_usage_errors_not_crashes(home):
+    for bad in (["--record-buffer", "lots"], ["--freq-range", "a,b"]):
+        proc = run_pystream(bad, home)
+        assert proc.returncode == 2 and "usage: pystream" in proc.stderr, bad

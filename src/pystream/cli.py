@@ -16,7 +16,7 @@ from typing import List, Optional
 
 log = logging.getLogger("pystream")
 
-SUBCOMMANDS = ("demo", "sim")
+SUBCOMMANDS = ("demo", "sim", "record")
 
 EPILOG = """\
 subcommands:
@@ -24,11 +24,15 @@ subcommands:
                               (no EPICS IOC needed); accepts every viewer option
   pystream sim pva [options]  run the simulated NTNDArray detector alone
                               (see: pystream sim pva --help)
+  pystream sim zmq [options]  publish synthetic OVRO-style spectra over ZMQ
+  pystream record --pv PV --out DIR [--format tiff|hdf5] [--frames N | --seconds S]
+                              record with no window (see: pystream record --help)
 
 examples:
   pystream --pv 13SIM1:Pva1:Image
   pystream --pv 2bmSP2:Pva1:Image --max-fps 0 --log-level DEBUG
   pystream demo --offscreen --exit-after 10 --stats-json stats.json
+  pystream --zmq tcp://127.0.0.1:9798 --pol I --freq-range 14.36,87.83
 
 settings persist in ~/.pystream/viewer_config.json (last PV; --pv wins).
 """
@@ -58,10 +62,60 @@ def _size(text: str):
     return h, w
 
 
+def _byte_size(text: str) -> int:
+    from .record import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _freq_range(text: str):
+    from .spectra import parse_freq_range
+    try:
+        return parse_freq_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_zmq_options(g) -> None:
+    g.add_argument("--zmq", metavar="ENDPOINT",
+                   help="ZMQ spectrum stream to subscribe to (OVRO AvgStreamingOp format), "
+                        "e.g. tcp://127.0.0.1:9798")
+    g.add_argument("--addr", metavar="HOST",
+                   help="spectrum stream host, as in StreamReceiver (default: 127.0.0.1)")
+    g.add_argument("--port", type=int, metavar="PORT",
+                   help="spectrum stream port, as in StreamReceiver (default: 9798)")
+
+
+def zmq_endpoint(args: argparse.Namespace) -> Optional[str]:
+    """--zmq, or --addr/--port (either one implies the spectrum stream)."""
+    from .sources.zmq_spectra import make_endpoint
+    if args.zmq:
+        return make_endpoint(args.zmq)
+    if args.addr or args.port:
+        return make_endpoint(args.addr or "127.0.0.1", args.port or 9798)
+    return None
+
+
 def add_viewer_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("source")
     g.add_argument("--pv", metavar="NAME",
                    help="NTNDArray PV to watch (default: the last one used, from the settings file)")
+    add_zmq_options(g)
+    g = parser.add_argument_group("spectra (with --zmq)")
+    g.add_argument("--pol", default="XX", type=str.upper, choices=("XX", "YY", "I", "V"),
+                   help="polarisation: XX, YY, I = (XX+YY)/2 or V = CI (default: XX)")
+    g.add_argument("--freq-avg", type=int, default=4, metavar="N",
+                   help="average N adjacent channels (default: 4: 3072 -> 768)")
+    g.add_argument("--freq-range", metavar="F0,F1", type=_freq_range,
+                   help="frequency axis in MHz, e.g. 14.36,87.83 (default: channel numbers)")
+    g.add_argument("--buffer-length", type=int, default=1200, metavar="ROWS",
+                   help="spectra kept for the waterfall (default: 1200)")
+    g.add_argument("--plot-interval", type=_positive_float, default=0.0, metavar="S",
+                   help="write a spectrum + waterfall PNG every S seconds (0 = never, default)")
+    g.add_argument("--plot-dir", default="spectrum_plots", metavar="DIR",
+                   help="where the periodic PNGs go (default: ./spectrum_plots)")
     g = parser.add_argument_group("display")
     g.add_argument("--max-fps", type=_positive_float, default=0.0, metavar="FPS",
                    help="cap on frames painted per second; 0 = as fast as the screen takes them "
@@ -79,6 +133,16 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
                         "the current directory, ~/.pystream, then the package)")
     g.add_argument("--no-plugins", action="store_true",
                    help="load no processor plugins; frames are shown unprocessed")
+    g = parser.add_argument_group("recording")
+    g.add_argument("--record-dir", metavar="DIR", help="recording directory (default: current)")
+    g.add_argument("--record-format", default="tiff", choices=("tiff", "tiff-stack", "hdf5"),
+                   help="tiff = prefix_000001.tiff sequence, tiff-stack = one BigTIFF, "
+                        "hdf5 = /entry/data/data (default: tiff)")
+    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
+                   help="memory between receiving and writing, e.g. 2GiB; beyond it frames are "
+                        "dropped and counted (default: 1GiB)")
+    g.add_argument("--record", action="store_true",
+                   help="start recording at launch (with --record-dir etc.)")
     g = parser.add_argument_group("scripts and logs")
     g.add_argument("--stats-json", metavar="FILE",
                    help="write the counters (received, displayed, skipped, rejected, fps, latency, "
@@ -93,7 +157,8 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
 def build_viewer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystream",
-        description="Live viewer for EPICS PVAccess NTNDArray image streams.",
+        description="Live viewer for EPICS PVAccess NTNDArray image streams and ZMQ spectrum "
+                    "streams.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_viewer_options(parser)
     return parser
@@ -141,6 +206,43 @@ def build_sim_parser() -> argparse.ArgumentParser:
                    help="do not draw the frame counter (publishes precomputed frames faster)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    z = kinds.add_parser("zmq", help="an OVRO-LWA spectrum stream over ZMQ (AvgStreamingOp format)",
+                         description="Publish synthetic spectra (bandpass, noise, drifting bursts) "
+                                     "exactly as AvgStreamingOp does: PUB binds, 3-part messages.")
+    z.add_argument("--addr", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    z.add_argument("--port", type=int, default=9798, help="port to bind (default: 9798)")
+    z.add_argument("--rate", type=_positive_float, default=4.0, metavar="HZ",
+                   help="messages per second; 0 = as fast as possible (default: 4)")
+    z.add_argument("--count", type=int, default=None, help="stop after N messages")
+    z.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def build_record_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pystream record",
+        description="Record every received frame, losslessly, with no window: TIFF sequence "
+                    "(prefix_000001.tiff ...), one BigTIFF stack, or HDF5. Shows progress and "
+                    "a summary (frames, drops, MB/s). Ctrl-C stops and closes the files.")
+    g = parser.add_argument_group("source (one of)")
+    g.add_argument("--pv", metavar="NAME", help="NTNDArray PV")
+    add_zmq_options(g)
+    g = parser.add_argument_group("recording")
+    g.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    g.add_argument("--format", default="tiff", choices=("tiff", "tiff-stack", "hdf5"),
+                   help="default: tiff (a sequence of files)")
+    g.add_argument("--prefix", default="frame", help="file name prefix (default: frame)")
+    stop = g.add_mutually_exclusive_group()
+    stop.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    stop.add_argument("--seconds", type=_positive_float, metavar="S", help="stop after S seconds")
+    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
+                   help="memory between receiving and writing (default: 1GiB); beyond it frames "
+                        "are dropped and counted")
+    g.add_argument("--compression", default=None, help="TIFF/HDF5 compression, e.g. zlib (default: none)")
+    g.add_argument("--no-progress", action="store_true", help="no progress line")
+    g.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
 
@@ -184,14 +286,21 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
                         source_factory=PvaSource, on_connect=remember)
     window.platform_note = platform_note
     attach_pipeline(window, args)
+    record_panel = attach_recorder(window, args)
+    endpoint = zmq_endpoint(args)
+    spectra = attach_spectra(window, args, endpoint) if endpoint else None
     window.show()
 
-    pv = demo_pv or args.pv or settings.get("last_pv") or ""
+    # recording starts before the stream, so it has every frame from the first
+    if args.record and not record_panel.start_recording():
+        log.error("recording could not start: %s", record_panel.error_label.text())
+    # with only a spectrum stream asked for, don't also open the last image PV
+    pv = demo_pv or args.pv or ("" if endpoint else settings.get("last_pv")) or ""
     if pv:
         window.connect_source(PvaSource(pv))
         if args.pv and not demo_pv:
             remember(args.pv)
-    else:
+    elif not endpoint:
         window.status_label.setText("no PV: type one in the toolbar and press Connect")
 
     stats_writer = None
@@ -209,8 +318,13 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), app.quit)
 
     code = app.exec_()
+    if window.session is not None:
+        window.session.source.stop()  # nothing more arrives: the counts below are final
+    record_panel.shutdown()  # write what is queued, close the files
     if stats_writer is not None:
-        stats_writer.stop()  # final numbers, before the session is torn down
+        stats_writer.stop()  # final numbers, before the streams are torn down
+    if spectra is not None:
+        spectra.stop()
     settings["colormap"] = window.colormap_combo.currentText()
     if demo_pv is None:
         settings_mod.save_settings(settings)
@@ -231,6 +345,41 @@ def attach_pipeline(window, args: argparse.Namespace):
         dock.hide()
     window.pipeline = pipeline
     return pipeline
+
+
+def attach_recorder(window, args: argparse.Namespace):
+    """The record panel taps every received frame (not only the displayed ones)."""
+    from .gui.record_panel import RecordPanel
+
+    formats = {"tiff": 0, "tiff-stack": 1, "hdf5": 2}
+    process = window.pipeline.clone().apply if getattr(window, "pipeline", None) else None
+    panel = RecordPanel(window, process=process, buffer_bytes=args.record_buffer,
+                        out_dir=args.record_dir or "")
+    panel.format_combo.setCurrentIndex(formats[args.record_format])
+    window.add_stats_provider(panel.stats)
+    window.add_dock(panel, "Recording")
+    return panel
+
+
+def attach_spectra(window, args: argparse.Namespace, endpoint: str):
+    """A ZMQ spectrum stream shown below (or instead of) the image."""
+    from .gui.spectrum_panel import SpectrumPanel
+    from .spectra import SpectrumReceiver
+
+    receiver = SpectrumReceiver(endpoint=endpoint, buffer_length=args.buffer_length,
+                                plot_interval=args.plot_interval, plot_dir=args.plot_dir,
+                                pol=args.pol, freq_avg=args.freq_avg, freq_range=args.freq_range)
+    # the waterfall scrolls at display rate (capped by --max-fps like the image)
+    panel = SpectrumPanel(receiver, fps=min(args.max_fps or 60.0, 60.0))
+    window.add_view(panel, "spectra", stats=receiver.counters.snapshot)
+    receiver.start()
+
+    class _Spectra:
+        def stop(self):
+            panel.stop()
+            receiver.stop()
+
+    return _Spectra()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -276,7 +425,40 @@ def run_sim(args: argparse.Namespace) -> int:
             return 2
         log.info("published %d frames", count)
         return 0
+    if args.kind == "zmq":
+        from .publish.zmq_spectra import run_sim as run_zmq_sim
+        try:
+            count = run_zmq_sim(port=args.port, rate=args.rate, addr=args.addr, count=args.count)
+        except Exception as exc:  # e.g. address already in use
+            log.error("cannot publish on tcp://%s:%s: %s", args.addr, args.port, exc)
+            return 2
+        log.info("published %d spectra", count)
+        return 0
     return 2
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from .record import RecordError, run_recording
+
+    endpoint = zmq_endpoint(args)
+    if bool(args.pv) == bool(endpoint):
+        log.error("pystream record needs exactly one source: --pv NAME or --zmq ENDPOINT")
+        return 2
+    if args.pv:
+        from .sources.pva import PvaSource
+        source = PvaSource(args.pv)
+    else:
+        from .sources.zmq_spectra import ZmqSpectrumSource
+        source = ZmqSpectrumSource(endpoint)
+    try:
+        summary = run_recording(source, args.out, fmt=args.format, frames=args.frames,
+                                seconds=args.seconds, prefix=args.prefix,
+                                buffer_bytes=args.record_buffer, compression=args.compression,
+                                progress=not args.no_progress)
+    except RecordError as exc:
+        log.error("cannot record: %s", exc)
+        return 1
+    return 0 if summary.ok else 1
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -290,6 +472,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_sim_parser().parse_args(argv[1:])
         setup_logging(args.log_level)
         return run_sim(args)
+    if command == "record":
+        args = build_record_parser().parse_args(argv[1:])
+        setup_logging(args.log_level)
+        return run_record(args)
     args = build_viewer_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_file)
     return run_viewer(args)

@@ -293,6 +293,10 @@ def test_repo_config_runs_from_any_directory(workdir):
     shutil.copytree(REPO / "pipelines", project / "pipelines")
     pipeline = open_pipeline(project / "pipelines" / "processors.json")
     assert [s.loaded for s in pipeline.steps] == [True] * len(pipeline.steps), pipeline.last_error
+    # shipped switched off (fast first run); the user turns them on in the panel
+    assert not any(s.enabled for s in pipeline.steps)
+    for name in ("MedianFilter", "BackgroundSubtract"):
+        pipeline.set_enabled(name, True)
     frames = [np.random.default_rng(i).integers(0, 1000, (16, 16)).astype(np.uint16) for i in range(3)]
     for frame in frames:
         out, meta = pipeline.apply(frame, {"uid": 1})

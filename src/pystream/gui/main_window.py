@@ -77,7 +77,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.image_view = ImageView(self._first_paint)
         self.image_view.sigViewResized.connect(self._view_resized)
-        self.setCentralWidget(self.image_view)
+        # image on top, other live views (spectra) below, resizable
+        self.views = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        self.views.addWidget(self.image_view)
+        self.setCentralWidget(self.views)
+        self.nested_stats: Dict[str, Callable[[], Dict[str, Any]]] = {}
+        self.taps: List[Callable] = []  # lossless taps (recorders), kept across sessions
         self._build_toolbar(colormap)
 
         self.status_label = QtWidgets.QLabel("idle")
@@ -150,6 +155,9 @@ class MainWindow(QtWidgets.QMainWindow):
             session.worker.pause()
         for provider in self._stats_providers:
             session.add_stats(provider)
+        for tap in self.taps:
+            session.router.add_tap(tap)
+        self.image_view.show()
         session.start()
         self.setWindowTitle(f"pystream — {source.describe()}")
         log.info("watching %s", source.describe())
@@ -199,10 +207,36 @@ class MainWindow(QtWidgets.QMainWindow):
         return dock
 
     # ------------------------------------------------------------ status
-    def stats(self) -> Dict[str, Any]:
+    def add_view(self, widget: QtWidgets.QWidget, name: str,
+                 stats: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
+        """Another live view beside the image (e.g. a spectrum stream); its
+        counters appear in ``stats()`` under ``name`` (and at the top level
+        while no image stream is open)."""
+        self.views.addWidget(widget)
+        if stats is not None:
+            self.nested_stats[name] = stats
         if self.session is None:
-            return {"state": "idle"}
-        return self.session.stats()
+            self.image_view.hide()
+
+    def add_tap(self, tap: Callable) -> None:
+        """A lossless tap (recorder) on this and every later session's frames."""
+        self.taps.append(tap)
+        if self.session:
+            self.session.router.add_tap(tap)
+
+    def remove_tap(self, tap: Callable) -> None:
+        self.taps = [t for t in self.taps if t is not tap]
+        if self.session:
+            self.session.router.remove_tap(tap)
+
+    def stats(self) -> Dict[str, Any]:
+        snap: Dict[str, Any] = self.session.stats() if self.session else {"state": "idle"}
+        for name, provider in self.nested_stats.items():
+            nested = provider()
+            snap[name] = nested
+            if self.session is None:  # the only stream: its counters are the top level
+                snap.update(nested)
+        return snap
 
     def refresh_status(self) -> None:
         text = format_status(self.stats())
