@@ -35,6 +35,16 @@ HDF5_COMPRESSIONS = {None: None, "": None, "none": None, "gzip": "gzip", "zlib":
                      "deflate": "gzip", "lzf": "lzf"}
 FREE_SPACE_MARGIN = 1 << 20  # keep 1 MiB free for file metadata (IFDs, HDF5 B-trees)
 FILE_CHECK_INTERVAL = 1.0  # seconds between "is my file still there" checks
+
+
+def check_still_there(path, inode: int) -> None:
+    """Writing into a file someone removed loses data silently: say so instead."""
+    try:
+        same = os.stat(path).st_ino == inode
+    except OSError:
+        same = False
+    if not same:
+        raise RecordIOError(f"output file was removed: {path}", errno.ENOENT)
 _SHORT_WRITE = re.compile(r"requested and \d+ written")
 
 
@@ -313,12 +323,7 @@ class TiffStackWriter(FrameWriter):
         if now - self._last_check < FILE_CHECK_INTERVAL:
             return
         self._last_check = now
-        try:
-            same = os.stat(self.path).st_ino == self._inode
-        except OSError:
-            same = False
-        if not same:
-            raise RecordIOError(f"output file was removed: {self.path}", errno.ENOENT)
+        check_still_there(self.path, self._inode)
 
     def write(self, array: np.ndarray, meta: Dict[str, Any]) -> None:
         if not self._opened:
@@ -527,12 +532,7 @@ class Hdf5Writer(FrameWriter):
         self._last_flush = time.monotonic()
 
     def _check_file(self) -> None:
-        try:
-            same = os.stat(self.path).st_ino == self._inode
-        except OSError:
-            same = False
-        if not same:
-            raise RecordIOError(f"output file was removed: {self.path}", errno.ENOENT)
+        check_still_there(self.path, self._inode)
 
     def write(self, array: np.ndarray, meta: Dict[str, Any]) -> None:
         if not self._opened:
