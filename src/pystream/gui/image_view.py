@@ -1,7 +1,7 @@
 """The image area: a view box, an ImageItem that counts real paints, and a histogram/LUT."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable
 
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
@@ -18,36 +18,31 @@ def get_colormap(name: str) -> pg.ColorMap:
     return pg.colormap.get(name)
 
 
+_NOTHING = object()
+
+
 class PaintCountingImageItem(pg.ImageItem):
-    """An ImageItem that reports the first paint of each new frame.
+    """An ImageItem that reports the first paint of each new image.
 
     "Displayed" means painted, not "setImage was called": this is where the
-    counter and the producer-to-screen latency are taken.
+    counter and the producer-to-screen latency are taken. After setting an
+    image, call ``expect_paint(token)``; the next paint calls
+    ``on_first_paint(token)`` once.
     """
 
-    def __init__(self, on_first_paint: Callable[[DisplayFrame], None]):
-        super().__init__()
+    def __init__(self, on_first_paint: Callable[[Any], None], **kwargs):
+        super().__init__(**kwargs)
         self._on_first_paint = on_first_paint
-        self._unpainted: Optional[DisplayFrame] = None
+        self._unpainted: Any = _NOTHING
 
-    def show_frame(self, display: DisplayFrame, first: bool = False) -> None:
-        self._unpainted = display
-        if display.auto_levels or first:
-            self.setImage(display.image, autoLevels=False, levels=display.levels)
-            # pyqtgraph re-applies levels set before the first image (the
-            # histogram's default 0..1) after setImage: ours must win
-            self.setLevels(display.levels)
-        else:
-            self.setImage(display.image, autoLevels=False)
-        # ImageItem's coordinates are detector pixels whatever the display binning
-        self.setRect(QtCore.QRectF(0, 0, display.image.shape[1] * display.bin,
-                                   display.image.shape[0] * display.bin))
+    def expect_paint(self, token: Any) -> None:
+        self._unpainted = token
 
     def paint(self, painter, *args):
         super().paint(painter, *args)
-        display, self._unpainted = self._unpainted, None
-        if display is not None:
-            self._on_first_paint(display)
+        token, self._unpainted = self._unpainted, _NOTHING
+        if token is not _NOTHING:
+            self._on_first_paint(token)
 
 
 class ImageView(QtWidgets.QWidget):
@@ -81,7 +76,18 @@ class ImageView(QtWidgets.QWidget):
 
     def show_frame(self, display: DisplayFrame) -> None:
         first = not self._has_image
-        self.image.show_frame(display, first)
+        item = self.image
+        if display.auto_levels or first:
+            item.setImage(display.image, autoLevels=False, levels=display.levels)
+            # pyqtgraph re-applies levels set before the first image (the
+            # histogram's default 0..1) after setImage: ours must win
+            item.setLevels(display.levels)
+        else:
+            item.setImage(display.image, autoLevels=False)
+        # ImageItem's coordinates are detector pixels whatever the display binning
+        item.setRect(QtCore.QRectF(0, 0, display.image.shape[1] * display.bin,
+                                   display.image.shape[0] * display.bin))
+        item.expect_paint(display)
         self._has_image = True
         if first:
             self.view.autoRange(padding=0)

@@ -13,27 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
 
-_NOTHING = object()
-
-
-class _PaintCountingImageItem(pg.ImageItem):
-    """ImageItem that calls ``on_painted(t_source)`` once per new image painted."""
-
-    def __init__(self, on_painted, **kwargs):
-        super().__init__(**kwargs)
-        self._on_painted = on_painted
-        self._unpainted = _NOTHING
-
-    def show_image(self, image: np.ndarray, levels, t_source: Optional[float]) -> None:
-        self.setImage(image, levels=levels, autoLevels=False)
-        self._unpainted = t_source
-
-    def paint(self, painter, *args):
-        super().paint(painter, *args)
-        if self._unpainted is not _NOTHING:
-            t_source, self._unpainted = self._unpainted, _NOTHING
-            self._on_painted(t_source)
-
+from .image_view import PaintCountingImageItem
 
 class SpectrumPanel(QtWidgets.QWidget):
     """Latest spectrum (lin/log y) over a waterfall (frequency x seconds ago).
@@ -72,7 +52,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.waterfall_plot.setLabel("left", "seconds ago")
         self.waterfall_plot.invertY(True)  # newest at the top
         self.waterfall_plot.setXLink(self.spectrum_plot)
-        self.image_item = _PaintCountingImageItem(self._painted, axisOrder="row-major")
+        self.image_item = PaintCountingImageItem(self._painted, axisOrder="row-major")
         self.image_item.setColorMap(pg.colormap.get(colormap))
         self.waterfall_plot.addItem(self.image_item)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
@@ -114,7 +94,8 @@ class SpectrumPanel(QtWidgets.QWidget):
         freqs = result.freqs
         step = (freqs[-1] - freqs[0]) / (n_freq - 1) if n_freq > 1 else 1.0
         height = result.span_s if result.span_s > 0 else float(n_time)
-        self.image_item.show_image(result.image, result.levels, result.t_source)
+        self.image_item.setImage(result.image, levels=result.levels, autoLevels=False)
+        self.image_item.expect_paint(result.t_source)
         # pixel centres on the frequencies; rows spread evenly over the time span
         self.image_item.setRect(QtCore.QRectF(freqs[0] - step / 2, 0.0, step * n_freq, height))
 
