@@ -2,12 +2,14 @@
 
     python Images/make_screenshots.py
 
-Starts the simulated detector in-process, opens the real main window on it,
-waits for frames to be painted and saves grabs of the window.
+Starts the simulated detector and the simulated spectrum publisher
+in-process, opens the real main window (every panel attached, as `pystream`
+builds it), waits for frames to be painted and saves grabs of the window.
 """
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -18,33 +20,49 @@ os.environ.setdefault("EPICS_PVAS_INTF_ADDR_LIST", "127.0.0.1")
 HERE = Path(__file__).resolve().parent
 
 
-def wait_until(app, predicate, timeout=20.0):
-    import time
+def wait_until(app, predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError("no frames painted")
+            raise TimeoutError("nothing was painted")
         app.processEvents()
         time.sleep(0.01)
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> int:
+    from pystream.cli import attach_spectra, build_viewer_parser, build_window
     from pystream.gui.app import make_app
     from pystream.publish.pva_sim import run_pva_sim
+    from pystream.publish.zmq_spectra import run_sim as run_zmq_sim
 
     app, _ = make_app()
-    from pystream.gui.main_window import MainWindow
     from pystream.sources.pva import PvaSource
 
     pv = f"pystream:screenshot:{os.getpid()}:Image"
+    port = free_port()
     stop = threading.Event()
     ready = threading.Event()
-    sim = threading.Thread(target=run_pva_sim, args=(pv,), daemon=True,
-                           kwargs=dict(size=(1024, 1024), rate=30, stop_event=stop, ready=ready))
-    sim.start()
+    threads = [
+        threading.Thread(target=run_pva_sim, args=(pv,), daemon=True,
+                         kwargs=dict(size=(1024, 1024), rate=30, stop_event=stop, ready=ready)),
+        threading.Thread(target=run_zmq_sim, daemon=True,
+                         kwargs=dict(port=port, rate=20, stop_event=stop, seed=1)),
+    ]
+    for t in threads:
+        t.start()
     ready.wait(10)
-    window = MainWindow(source_factory=PvaSource, colormap="viridis")
-    window.resize(1280, 900)
+
+    # 1. the image viewer
+    args = build_viewer_parser().parse_args(["--pv", pv])
+    window = build_window(args, colormap="viridis")
+    window.resize(1500, 950)
     window.show()
     window.connect_source(PvaSource(pv))
     wait_until(app, lambda: window.stats()["displayed"] >= 60)
@@ -52,9 +70,23 @@ def main() -> int:
     app.processEvents()
     window.grab().save(str(HERE / "pystream.png"))
     print("wrote", HERE / "pystream.png")
+
+    # 2. an image and a spectrum stream in one window
+    args = build_viewer_parser().parse_args(["--zmq", f"tcp://127.0.0.1:{port}",
+                                             "--freq-range", "14.36,87.83"])
+    spectra = attach_spectra(window, args, args.zmq)
+    wait_until(app, lambda: window.stats()["spectra"]["displayed"] >= 100)
+    window.refresh_status()
+    app.processEvents()
+    window.grab().save(str(HERE / "pystream_spectra.png"))
+    print("wrote", HERE / "pystream_spectra.png")
+
+    spectra.stop()
     window.disconnect_source()
+    window.record_panel.shutdown()
     stop.set()
-    sim.join(5)
+    for t in threads:
+        t.join(5)
     return 0
 
 

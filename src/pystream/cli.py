@@ -52,6 +52,13 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def _size(text: str):
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -125,6 +132,8 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
                         "resolution (default: 0). Tools still use full resolution.")
     g.add_argument("--colormap", default=None, metavar="NAME",
                    help="initial colormap: gray, viridis, turbo, inferno, magma, plasma, ...")
+    g.add_argument("--auto-every", type=_positive_int, default=1, metavar="N",
+                   help="with Auto levels on, recompute the levels every N frames (default: 1)")
     g.add_argument("--offscreen", action="store_true",
                    help="run with no window on screen (automatic when DISPLAY is unset)")
     g = parser.add_argument_group("processing")
@@ -270,7 +279,6 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     app, platform_note = make_app(force_offscreen=args.offscreen)
     from pyqtgraph.Qt import QtCore
 
-    from .gui.main_window import MainWindow
     from .sources.pva import PvaSource
     from .statsfile import StatsFileWriter
 
@@ -281,12 +289,10 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
             settings["last_pv"] = pv
             settings_mod.save_settings(settings)
 
-    window = MainWindow(max_fps=args.max_fps, display_bin=args.display_bin,
-                        colormap=args.colormap or settings.get("colormap", "gray"),
-                        source_factory=PvaSource, on_connect=remember)
+    window = build_window(args, colormap=args.colormap or settings.get("colormap", "gray"),
+                          on_connect=remember)
     window.platform_note = platform_note
-    attach_pipeline(window, args)
-    record_panel = attach_recorder(window, args)
+    record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
     spectra = attach_spectra(window, args, endpoint) if endpoint else None
     window.show()
@@ -330,6 +336,26 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
         settings_mod.save_settings(settings)
     window.disconnect_source()
     return code
+
+
+def build_window(args: argparse.Namespace, *, colormap: str = "gray", on_connect=None):
+    """The main window with every panel attached, as the viewer shows it."""
+    from .gui.main_window import MainWindow
+    from .sources.pva import PvaSource
+
+    window = MainWindow(max_fps=args.max_fps, display_bin=args.display_bin, colormap=colormap,
+                        source_factory=PvaSource, on_connect=on_connect)
+    attach_image_tools(window, args)
+    attach_pipeline(window, args)
+    window.record_panel = attach_recorder(window, args)
+    return window
+
+
+def attach_image_tools(window, args: argparse.Namespace):
+    """Crosshair, flat/dark, orientation, contrast, ROI/line, save frame."""
+    from .gui.image_tools import ImageTools
+    window.image_tools = ImageTools(window, auto_every=args.auto_every)
+    return window.image_tools
 
 
 def attach_pipeline(window, args: argparse.Namespace):

@@ -83,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(self.views)
         self.nested_stats: Dict[str, Callable[[], Dict[str, Any]]] = {}
         self.taps: List[Callable] = []  # lossless taps (recorders), kept across sessions
+        self._docks: List[QtWidgets.QDockWidget] = []
         self._build_toolbar(colormap)
 
         self.status_label = QtWidgets.QLabel("idle")
@@ -199,11 +200,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def add_dock(self, widget: QtWidgets.QWidget, title: str,
                  area=QtCore.Qt.RightDockWidgetArea) -> QtWidgets.QDockWidget:
-        """Attach a panel; panels are dock widgets the user can move or close."""
+        """Attach a panel. Panels share one side as tabs (the image keeps the
+        room); the user can drag them out, move or close them."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        same_side = [d for d in self._docks if self.dockWidgetArea(d) == area]
+        if same_side:
+            self.tabifyDockWidget(same_side[0], dock)
+            same_side[0].raise_()  # the first panel attached stays in front
+        self._docks.append(dock)
+        self.resizeDocks([dock], [360], QtCore.Qt.Horizontal)
         return dock
 
     # ------------------------------------------------------------ status

@@ -1,0 +1,155 @@
+"""Displayed fps with the image tools off vs crosshair + ROI + line + flat-field on.
+
+A flooding simulated detector (``pystream sim pva --rate 0 --no-counter``)
+runs in its own process; the real MainWindow runs here, offscreen, for
+``--seconds`` per configuration, alternating configurations for
+``--rounds`` rounds (a shared VM drifts: alternation keeps the comparison
+fair), and reads ``window.stats()``. Configurations:
+
+- ``off``: the window alone (no ImageTools attached);
+- ``attached``: ImageTools attached, every tool off;
+- ``on``: crosshair (a pixel picked), a 1024x1024 ROI, a line across the
+  frame and the flat field applied (a flat of the stream's shape);
+- any of ``cross``, ``roi``, ``line``, ``flat`` joined by ``+``: those alone.
+
+The display binning is fixed (``--display-bin``, default 2) so that every
+configuration decimates alike (auto binning depends on the view size, which
+the side-panel dock changes).
+
+Run: ``python benchmarks/image_tools.py [--size 2048] [--seconds 10] [--rounds 2]``
+Prints one JSON line per measurement and a summary with the ratio on/off.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+for key, value in (("EPICS_PVA_ADDR_LIST", "127.0.0.1"), ("EPICS_PVA_AUTO_ADDR_LIST", "NO"),
+                   ("EPICS_PVAS_INTF_ADDR_LIST", "127.0.0.1")):
+    os.environ[key] = value
+
+import numpy as np  # noqa: E402
+
+TOOLS = ("cross", "roi", "line", "flat")
+
+
+def start_publisher(pv: str, size: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv, "--size", f"{size}x{size}",
+           "--rate", "0", "--no-counter", "--log-level", "WARNING"]
+    return subprocess.Popen(cmd, env=dict(os.environ))
+
+
+def wait(app, seconds: float, until=None) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.001)
+    return until is None
+
+
+def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict:
+    from pystream.gui.main_window import MainWindow
+    from pystream.sources.pva import PvaSource
+
+    window = MainWindow(source_factory=PvaSource, display_bin=display_bin)
+    window.resize(1200, 860)
+    window.show()
+    tools = None
+    if config != "off":
+        from pystream.gui.image_tools import ImageTools
+        tools = ImageTools(window)
+    window.connect_source(PvaSource(pv))
+    if not wait(app, 20, lambda: window.stats().get("displayed", 0) >= 3):
+        raise SystemExit(f"no frames from {pv}: {window.stats()}")
+    tools_on = set(TOOLS) if config == "on" else set(config.split("+")) & set(TOOLS)
+    shape = window.current.raw.shape
+    if "cross" in tools_on:
+        tools.set_crosshair_enabled(True)
+        tools.set_crosshair_pixel(shape[1] // 3, shape[0] // 3)
+    if "roi" in tools_on:
+        tools.set_roi_enabled(True)
+        tools.set_roi_rect((shape[1] / 4, shape[0] / 4, shape[1] / 2, shape[0] / 2))
+    if "line" in tools_on:
+        tools.set_line_enabled(True)
+        tools.set_line((0.5, 0.5), (shape[1] - 0.5, shape[0] - 0.5))
+    if "flat" in tools_on:
+        flat = np.random.default_rng(0).uniform(1000, 2000, shape[:2]).astype(np.float32)
+        tools.set_reference("flat", flat)
+        tools.apply_flat_box.setChecked(True)
+        if not wait(app, 10, lambda: window.current.meta.get("corrections") == "flat"):
+            raise SystemExit("flat field never applied")
+    wait(app, 2.0)  # settle
+    before = window.stats()
+    t0 = time.monotonic()
+    wait(app, seconds)
+    after = window.stats()
+    elapsed = time.monotonic() - t0
+    result = {
+        "config": config,
+        "displayed_fps": round((after["displayed"] - before["displayed"]) / elapsed, 2),
+        "received_fps": round((after["received"] - before["received"]) / elapsed, 2),
+        "latency_ms_p50": after.get("latency_ms_p50"),
+        "bin": window.current.bin,
+        "image_dtype": str(window.current.image.dtype),
+        "last_error": after.get("last_error"),
+    }
+    if tools is not None:
+        analysis = window.current.analysis
+        result["analyses"] = sorted(analysis)
+        tools.detach()
+    window.disconnect_source()
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--configs", default="off,attached,on",
+                        help="comma-separated: off, attached, on, or tools joined by + "
+                             "(cross, roi, line, flat), e.g. flat+roi")
+    parser.add_argument("--display-bin", type=int, default=2,
+                        help="fixed display binning, the same for every configuration (default: 2; "
+                             "0 = auto, which depends on the view size the dock leaves)")
+    args = parser.parse_args()
+
+    from pystream.gui.app import make_app
+    app, _ = make_app()
+    pv = f"pystream:bench:{uuid.uuid4().hex[:6]}:Image"
+    publisher = start_publisher(pv, args.size)
+    results = []
+    try:
+        time.sleep(2.0)
+        for _ in range(args.rounds):
+            for config in args.configs.split(","):
+                result = measure(app, pv, config, args.seconds, args.display_bin)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    finally:
+        publisher.terminate()
+        publisher.wait(10)
+    fps = {c: statistics.median(r["displayed_fps"] for r in results if r["config"] == c)
+           for c in args.configs.split(",")}
+    summary = {"size": args.size, "median_displayed_fps": fps}
+    if "off" in fps and "on" in fps and fps["off"] > 0:
+        summary["on_over_off"] = round(fps["on"] / fps["off"], 3)
+        summary["loss_percent"] = round(100 * (1 - fps["on"] / fps["off"]), 1)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

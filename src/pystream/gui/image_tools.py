@@ -1,0 +1,783 @@
+"""ImageTools: crosshair, orientation, contrast, ROI, line profile, flat/dark, saving.
+
+Attaches itself to an existing ``MainWindow``: a second toolbar, a side-panel
+dock, a correction step at the head of ``window.processors`` and measurement
+steps in ``window.analyses``. Everything is in detector pixel coordinates
+(the arithmetic is in ``pystream.imagetools``); every per-frame computation
+runs in the display worker, and the GUI thread only reads the results (the
+panel refreshes a few times a second, not per frame).
+
+Orientation is a view transform: the ImageItem is moved into an item group
+whose QTransform is the ``Orientation``'s exact affine map, so frames are
+never copied to be flipped and detector coordinates stay exact.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+
+from ..display import DisplayFrame
+from ..imagetools import (EveryNth, ImageCorrections, Orientation, Rect, image_info, line_profile,
+                          load_reference, probe, roi_stats, save_displayed_png, save_raw_frame)
+
+log = logging.getLogger(__name__)
+
+ANALYSES = ("crosshair", "image_info", "roi_stats", "line_profile", "auto_levels")
+
+
+class Measured(NamedTuple):
+    """An analysis result and the frame (uid) it was computed on."""
+
+    uid: int
+    value: Any
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class _RateLimit:
+    """Due at most ``rate`` times a second, and at once after ``touch()`` (geometry changed)."""
+
+    def __init__(self, rate: float):
+        self.period = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    def touch(self) -> None:
+        self._next = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.period
+        return True
+
+
+class _ViewportClicks(QtCore.QObject):
+    """Left click/drag on the image sets the crosshair (instead of panning) while it is on."""
+
+    def __init__(self, tools: "ImageTools"):
+        super().__init__(tools)
+        self.tools = tools
+        self._dragging = False
+
+    def eventFilter(self, obj, event) -> bool:
+        kind = event.type()
+        tools = self.tools
+        if kind == QtCore.QEvent.MouseButtonPress and event.button() == QtCore.Qt.LeftButton:
+            if tools.crosshair_action.isChecked() and not tools._roi_handle_at(event.pos()):
+                self._dragging = True
+                tools._crosshair_at_widget(event.pos())
+                return True
+        elif kind == QtCore.QEvent.MouseMove and self._dragging:
+            tools._crosshair_at_widget(event.pos())
+            return True
+        elif kind == QtCore.QEvent.MouseButtonRelease and self._dragging:
+            self._dragging = False
+            return True
+        return False
+
+
+class ImageTools(QtCore.QObject):
+    """The image tools of one MainWindow. ``ImageTools(window, auto_every=N)``."""
+
+    _captured = QtCore.pyqtSignal(str)  # worker thread → GUI
+    _problem = QtCore.pyqtSignal(str)
+
+    def __init__(self, window, *, auto_every: int = 1, stats_rate: float = 5.0,
+                 refresh_ms: int = 100):
+        super().__init__(window)
+        self.window = window
+        self.view = window.image_view
+        self.orientation = Orientation()
+        self.det_shape: Optional[Tuple[int, int]] = None
+        self.latest: Optional[DisplayFrame] = None
+        self.results: Dict[str, Measured] = {}
+        # geometry read by the worker: whole tuples, replaced atomically
+        self.crosshair_pixel: Optional[Tuple[int, int]] = None
+        self.roi_rect: Optional[Rect] = None  # detector coordinates
+        self.line_points: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
+        self._stats_limit = {"image_info": _RateLimit(stats_rate), "roi_stats": _RateLimit(stats_rate)}
+        self._auto_schedule = EveryNth(auto_every)
+        self._auto_on = window.auto_levels_box.isChecked()
+        self._placing = False  # programmatic moves of ROI/line must not feed back
+        self._worker_problem = ""
+        self._session = None
+
+        self.corrections = ImageCorrections(on_captured=lambda kind, _: self._captured.emit(kind),
+                                            on_problem=self._problem.emit)
+        self._captured.connect(self._on_captured, QtCore.Qt.QueuedConnection)
+        self._problem.connect(self._on_problem, QtCore.Qt.QueuedConnection)
+
+        self._build_scene_items()
+        self._build_toolbar(auto_every)
+        self._build_panel()
+
+        # corrections come before any pipeline step; analyses see the corrected frame
+        window.processors.insert(0, self.corrections)
+        window.analyses["image_info"] = self._analyse_info
+        window.analyses["auto_levels"] = self._analyse_auto_levels
+        window.add_stats_provider(self._stats)
+        window.frameShown.connect(self._on_frame)
+        window.sessionChanged.connect(self._on_session)
+        window.auto_levels_box.toggled.connect(self._auto_levels_toggled)
+        if window.session is not None:
+            self._on_session(window.session)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.timeout.connect(self.refresh_panel)
+        self._timer.start(refresh_ms)
+
+    # ================================================================ building
+    def _build_scene_items(self) -> None:
+        vb = self.view.view
+        # the image moves into a group carrying the orientation transform; it
+        # stays in the view box's item list, so Home/autoRange see it oriented
+        self.oriented = pg.ItemGroup()
+        vb.addItem(self.oriented, ignoreBounds=True)
+        self.view.image.setParentItem(self.oriented)
+        pen = pg.mkPen((255, 60, 60), width=1)
+        self.cross_v = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.cross_h = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        self.roi = pg.RectROI((0, 0), (1, 1), pen=pg.mkPen((60, 220, 60), width=1),
+                              translateSnap=True, scaleSnap=True)
+        self.line = pg.LineSegmentROI([(0, 0), (1, 1)], pen=pg.mkPen((255, 200, 0), width=1))
+        for item in (self.cross_v, self.cross_h, self.roi, self.line):
+            item.setVisible(False)
+            vb.addItem(item, ignoreBounds=True)
+        self.roi.sigRegionChanged.connect(self._roi_moved)
+        self.line.sigRegionChanged.connect(self._line_moved)
+        self._clicks = _ViewportClicks(self)
+        self.view.graphics.viewport().installEventFilter(self._clicks)
+
+    def _build_toolbar(self, auto_every: int) -> None:
+        w = self.window
+        w.addToolBarBreak()
+        tb = self.toolbar = w.addToolBar("Image tools")
+        tb.setObjectName("image-tools-toolbar")
+
+        def toggle(text, slot, tip):
+            action = tb.addAction(text)
+            action.setCheckable(True)
+            action.setToolTip(tip)
+            action.toggled.connect(slot)
+            return action
+
+        self.crosshair_action = toggle("Crosshair", self.set_crosshair_enabled,
+                                       "click or drag on the image: X, Y and value in the side panel")
+        tb.addSeparator()
+        self.flip_h_action = toggle("Flip H", lambda on: self._orient("flip_h", on), "mirror left-right")
+        self.flip_v_action = toggle("Flip V", lambda on: self._orient("flip_v", on), "mirror top-bottom")
+        self.transpose_action = toggle("Transpose", lambda on: self._orient("transpose", on),
+                                       "swap rows and columns")
+        self.rotate_action = tb.addAction("Rotate 90", self.rotate)
+        self.rotate_action.setToolTip("rotate the view 90° clockwise (cycles 0/90/180/270)")
+        tb.addSeparator()
+        self.roi_action = toggle("ROI", self.set_roi_enabled, "rectangle with live statistics")
+        self.line_action = toggle("Line", self.set_line_enabled, "line with a live profile")
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Bin "))
+        self.bin_spin = QtWidgets.QSpinBox()
+        self.bin_spin.setRange(0, 64)
+        self.bin_spin.setSpecialValueText("auto")
+        self.bin_spin.setValue(w.display_bin)
+        self.bin_spin.setToolTip("display binning (every Nth pixel); auto = to screen size. "
+                                 "Tools always use full resolution.")
+        self.bin_spin.valueChanged.connect(self.set_display_bin)
+        tb.addWidget(self.bin_spin)
+        tb.addWidget(QtWidgets.QLabel(" Auto every "))
+        self.auto_every_spin = QtWidgets.QSpinBox()
+        self.auto_every_spin.setRange(1, 100000)
+        self.auto_every_spin.setValue(max(1, int(auto_every)))
+        self.auto_every_spin.setSuffix(" fr")
+        self.auto_every_spin.setToolTip("with Auto levels on: recompute levels every N frames")
+        self.auto_every_spin.valueChanged.connect(self.set_auto_every)
+        tb.addWidget(self.auto_every_spin)
+        tb.addAction("Auto once", self.auto_contrast_once)
+        tb.addSeparator()
+        tb.addAction("Save frame…", self._save_dialog)
+
+    def _build_panel(self) -> None:
+        panel = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(panel)
+
+        def group(title):
+            box = QtWidgets.QGroupBox(title)
+            form = QtWidgets.QFormLayout(box)
+            layout.addWidget(box)
+            return box, form
+
+        def label(form, name):
+            lab = QtWidgets.QLabel("—")
+            lab.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+            form.addRow(name, lab)
+            return lab
+
+        _, f = group("Crosshair")
+        self.cross_x_label = label(f, "X")
+        self.cross_y_label = label(f, "Y")
+        self.cross_value_label = label(f, "Value")
+        self.cross_shown_label = label(f, "Processed")
+
+        _, f = group("Image")
+        self.info_labels = {k: label(f, k.capitalize()) for k in ("shape", "dtype", "min", "max", "mean")}
+
+        _, f = group("Contrast")
+        self.level_min_spin, self.level_max_spin = (QtWidgets.QDoubleSpinBox() for _ in range(2))
+        for spin in (self.level_min_spin, self.level_max_spin):
+            spin.setRange(-1e12, 1e12)
+            spin.setDecimals(3)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.level_min_spin)
+        row.addWidget(self.level_max_spin)
+        set_levels = QtWidgets.QPushButton("Set")
+        set_levels.clicked.connect(lambda: self.set_levels(self.level_min_spin.value(),
+                                                           self.level_max_spin.value()))
+        row.addWidget(set_levels)
+        f.addRow("Min / max", row)
+        self.percentile_box = QtWidgets.QCheckBox("Percentiles")
+        self.pct_low_spin, self.pct_high_spin = (QtWidgets.QDoubleSpinBox() for _ in range(2))
+        for spin, value in ((self.pct_low_spin, 1.0), (self.pct_high_spin, 99.0)):
+            spin.setRange(0.0, 100.0)
+            spin.setDecimals(2)
+            spin.setValue(value)
+            spin.valueChanged.connect(self._percentiles_changed)
+        self.percentile_box.toggled.connect(self._percentiles_changed)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.percentile_box)
+        row.addWidget(self.pct_low_spin)
+        row.addWidget(self.pct_high_spin)
+        f.addRow("Auto", row)
+
+        _, f = group("ROI")
+        self.roi_labels = {k: label(f, k.capitalize()) for k in ("position", "size", "min", "max", "mean",
+                                                                  "std", "sum")}
+        _, f = group("Line profile")
+        self.line_length_label = label(f, "Length")
+        self.line_angle_label = label(f, "Angle")
+        self.profile_plot = pg.PlotWidget()
+        self.profile_plot.setMinimumHeight(140)
+        self.profile_plot.setLabel("bottom", "distance (pixels)")
+        self.profile_curves = [self.profile_plot.plot(pen=pen) for pen in ("w", "r", "g", "b")]
+        f.addRow(self.profile_plot)
+
+        box, f = group("Flat field / dark")
+        self.capture_n_spin = QtWidgets.QSpinBox()
+        self.capture_n_spin.setRange(1, 10000)
+        self.capture_n_spin.setValue(10)
+        self.capture_n_spin.setSuffix(" frames")
+        f.addRow("Average", self.capture_n_spin)
+        self.reference_labels = {}
+        for kind in ("flat", "dark"):
+            row = QtWidgets.QHBoxLayout()
+            capture = QtWidgets.QPushButton(f"Capture {kind}")
+            capture.clicked.connect(lambda _=False, k=kind: self.capture(k, self.capture_n_spin.value()))
+            apply_box = QtWidgets.QCheckBox(f"Apply {kind.capitalize()}")
+            apply_box.toggled.connect(lambda on, k=kind: self.set_applied(k, on))
+            setattr(self, f"apply_{kind}_box", apply_box)
+            row.addWidget(capture)
+            row.addWidget(apply_box)
+            for text, slot in (("Load…", self._load_dialog), ("Save…", self._save_reference_dialog),
+                               ("Clear", self.clear_reference)):
+                button = QtWidgets.QPushButton(text)
+                button.clicked.connect(lambda _=False, k=kind, s=slot: s(k))
+                row.addWidget(button)
+            f.addRow(row)
+            self.reference_labels[kind] = label(f, kind.capitalize())
+        self.corrections_label = QtWidgets.QLabel("")
+        self.corrections_label.setWordWrap(True)
+        self.corrections_label.setStyleSheet("color: #c0392b;")
+        f.addRow(self.corrections_label)
+        self.message_label = QtWidgets.QLabel("")
+        self.message_label.setWordWrap(True)
+        layout.addWidget(self.message_label)
+        layout.addStretch(1)
+
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel)
+        self.panel = panel
+        self.dock = self.window.add_dock(scroll, "Image tools")
+
+    def detach(self) -> None:
+        """Remove every hook from the window (toolbar, dock, steps)."""
+        w = self.window
+        self._timer.stop()
+        if self.corrections in w.processors:
+            w.processors.remove(self.corrections)
+        for name in ANALYSES:
+            w.analyses.pop(name, None)
+        w.frameShown.disconnect(self._on_frame)
+        w.sessionChanged.disconnect(self._on_session)
+        self.view.graphics.viewport().removeEventFilter(self._clicks)
+        w.removeToolBar(self.toolbar)
+        w.removeDockWidget(self.dock)
+
+    # ================================================================ worker-side analyses
+    def _analyse_crosshair(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
+        pixel = self.crosshair_pixel
+        if pixel is None:
+            return None
+        raw = meta.get("raw_frame", arr)
+        corrected = probe(arr, pixel) if raw is not arr else None
+        return Measured(meta.get("uid", -1), (probe(raw, pixel), corrected))
+
+    def _analyse_info(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
+        if not self._stats_limit["image_info"].due():
+            return None
+        return Measured(meta.get("uid", -1), image_info(meta.get("raw_frame", arr)))
+
+    def _analyse_roi(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
+        rect = self.roi_rect
+        if rect is None or not self._stats_limit["roi_stats"].due():
+            return None
+        return Measured(meta.get("uid", -1), roi_stats(arr, rect))
+
+    def _analyse_line(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
+        points = self.line_points
+        if points is None:
+            return None
+        return Measured(meta.get("uid", -1), line_profile(arr, *points))
+
+    def _analyse_auto_levels(self, arr: np.ndarray, meta: dict) -> bool:
+        # decides, per frame, whether the worker's levels are applied (Auto
+        # levels every N frames, or once); read by the worker right after
+        session = self._session
+        worker = session.worker if session is not None else None
+        due = self._auto_schedule() if self._auto_on else self._auto_schedule.take_armed()
+        if worker is not None:
+            worker.auto_levels = due
+        return due
+
+    # ================================================================ GUI: frames
+    def _on_session(self, session) -> None:
+        self._session = session
+        if session is not None and session.worker is not None:
+            session.worker.level_percentiles = self.percentiles()
+            session.worker.display_bin = self.window.display_bin
+
+    def _on_frame(self, display: DisplayFrame) -> None:
+        self.latest = display
+        for name, result in display.analysis.items():
+            if isinstance(result, Measured):
+                self.results[name] = result
+            elif isinstance(result, Exception) and name in ANALYSES:
+                self.message_label.setText(f"{name} failed: {result}")
+        shape = tuple(display.raw.shape[:2])
+        if shape != self.det_shape:
+            self.det_shape = shape
+            self._apply_orientation(reset_view=False)
+
+    def refresh_panel(self) -> None:
+        """Labels and plot from the latest results (timer, a few times a second)."""
+        display = self.latest
+        if display is None:
+            return
+        self._show_crosshair()
+        info = self.results.get("image_info")
+        if info is not None:
+            i = info.value
+            for key, text in (("shape", " × ".join(map(str, i.shape))), ("dtype", i.dtype),
+                              ("min", format_value(i.min)), ("max", format_value(i.max)),
+                              ("mean", format_value(i.mean))):
+                self.info_labels[key].setText(text)
+        roi = self.results.get("roi_stats")
+        if roi is not None and self.roi_action.isChecked():
+            s = roi.value
+            self.roi_labels["position"].setText(f"{s.x}, {s.y}")
+            self.roi_labels["size"].setText(f"{s.width} × {s.height}")
+            for key in ("min", "max", "mean", "std", "sum"):
+                self.roi_labels[key].setText(format_value(getattr(s, key)))
+        line = self.results.get("line_profile")
+        if line is not None and self.line_action.isChecked() and line is not self._plotted_line:
+            self._plotted_line = line
+            p = line.value
+            self.line_length_label.setText(f"{p.length:.2f} px")
+            self.line_angle_label.setText(f"{p.angle:.2f}°")
+            if p.values.ndim == 1:
+                self.profile_curves[0].setData(p.distance, p.values)
+                for curve in self.profile_curves[1:]:
+                    curve.clear()
+            else:  # RGB: one curve per channel
+                self.profile_curves[0].clear()
+                for curve, values in zip(self.profile_curves[1:], p.values.T):
+                    curve.setData(p.distance, values)
+        self._show_references()
+        if self.window.auto_levels_box.isChecked():
+            lo, hi = (float(v) for v in display.levels)
+            self.level_min_spin.setValue(lo)
+            self.level_max_spin.setValue(hi)
+
+    _plotted_line = None
+
+    # ================================================================ crosshair
+    def set_crosshair_enabled(self, on: bool) -> None:
+        if self.crosshair_action.isChecked() != on:
+            self.crosshair_action.setChecked(on)  # re-enters through toggled
+            return
+        if on:
+            self.window.analyses["crosshair"] = self._analyse_crosshair
+        else:
+            self.window.analyses.pop("crosshair", None)
+        self._place_crosshair()
+
+    def set_crosshair_pixel(self, x: int, y: int) -> None:
+        """Put the crosshair on detector pixel (x, y)."""
+        self.crosshair_pixel = (int(x), int(y))
+        self._place_crosshair()
+        self._show_crosshair()
+
+    def _crosshair_at_widget(self, pos: QtCore.QPoint) -> None:
+        if self.det_shape is None:
+            return
+        point = self.view.view.mapSceneToView(self.view.graphics.mapToScene(pos))
+        pixel = self.orientation.view_to_pixel(point.x(), point.y(), self.det_shape)
+        if pixel is not None:
+            self.set_crosshair_pixel(*pixel)
+
+    def _roi_handle_at(self, pos: QtCore.QPoint) -> bool:
+        """Pressing on the ROI or the line keeps moving them, crosshair or not."""
+        scene_pos = self.view.graphics.mapToScene(pos)
+        for item in self.view.graphics.scene().items(scene_pos):
+            if item in (self.roi, self.line) or isinstance(item, pg.graphicsItems.ROI.Handle):
+                return item.isVisible()
+        return False
+
+    def _place_crosshair(self) -> None:
+        on = self.crosshair_action.isChecked() and self.crosshair_pixel is not None
+        if on and self.det_shape is not None:
+            vx, vy = self.orientation.pixel_center_in_view(*self.crosshair_pixel, self.det_shape)
+            self.cross_v.setPos(vx)
+            self.cross_h.setPos(vy)
+        for item in (self.cross_v, self.cross_h):
+            item.setVisible(on and self.det_shape is not None)
+
+    def crosshair_reading(self) -> Optional[Tuple[int, int, Any, Any]]:
+        """(x, y, raw value, corrected value or None) for the crosshair on the shown frame.
+
+        The worker's result when it is for the current position; right after
+        a click (before the next frame) a single-pixel lookup in the shown frame.
+        """
+        pixel, display = self.crosshair_pixel, self.latest
+        if pixel is None or display is None:
+            return None
+        measured = self.results.get("crosshair")
+        if measured is not None and measured.uid == display.uid and measured.value[0] is not None \
+                and (measured.value[0].x, measured.value[0].y) == pixel:
+            raw, corrected = measured.value
+            return pixel[0], pixel[1], raw.value, None if corrected is None else corrected.value
+        raw_frame = display.meta.get("raw_frame", display.raw)
+        raw = probe(raw_frame, pixel).value
+        corrected = probe(display.raw, pixel).value if raw_frame is not display.raw else None
+        return pixel[0], pixel[1], raw, corrected
+
+    def _show_crosshair(self) -> None:
+        reading = self.crosshair_reading() if self.crosshair_action.isChecked() else None
+        if reading is None:
+            return
+        x, y, raw, corrected = reading
+        self.cross_x_label.setText(str(x))
+        self.cross_y_label.setText(str(y))
+        self.cross_value_label.setText(format_value(raw) if raw is not None else "outside the frame")
+        self.cross_shown_label.setText(format_value(corrected) if corrected is not None else "—")
+
+    # ================================================================ orientation
+    def _orient(self, name: str, on: bool) -> None:
+        if getattr(self.orientation, name) != on:
+            self.orientation = self.orientation.toggled(name)
+            self._apply_orientation()
+
+    def set_orientation(self, orientation: Orientation) -> None:
+        for action, name in ((self.flip_h_action, "flip_h"), (self.flip_v_action, "flip_v"),
+                             (self.transpose_action, "transpose")):
+            action.blockSignals(True)
+            action.setChecked(getattr(orientation, name))
+            action.blockSignals(False)
+        self.orientation = orientation
+        self._apply_orientation()
+
+    def rotate(self) -> None:
+        self.orientation = self.orientation.rotated()
+        self._apply_orientation()
+
+    def _apply_orientation(self, reset_view: bool = True) -> None:
+        o = self.orientation
+        self.rotate_action.setText(f"Rotate 90 ({o.quarter_turns * 90}°)" if o.quarter_turns else "Rotate 90")
+        if self.det_shape is None:
+            return
+        a, b, c, d, tx, ty = o.affine(self.det_shape)
+        self.oriented.setTransform(QtGui.QTransform(a, c, b, d, tx, ty))
+        self._place_crosshair()
+        self._place_roi()
+        self._place_line()
+        if reset_view:
+            self.view.reset_view()
+
+    # ================================================================ ROI and line
+    def set_roi_enabled(self, on: bool) -> None:
+        if self.roi_action.isChecked() != on:
+            self.roi_action.setChecked(on)
+            return
+        if on:
+            if self.roi_rect is None and self.det_shape is not None:
+                h, w = self.det_shape
+                self.roi_rect = (w // 4, h // 4, max(1, w // 2), max(1, h // 2))
+            self.window.analyses["roi_stats"] = self._analyse_roi
+        else:
+            self.window.analyses.pop("roi_stats", None)
+        self._place_roi()
+
+    def set_roi_rect(self, rect: Rect) -> None:
+        """ROI in detector coordinates ``(x, y, width, height)``."""
+        self.roi_rect = tuple(float(v) for v in rect)
+        self._stats_limit["roi_stats"].touch()
+        self._place_roi()
+
+    def _place_roi(self) -> None:
+        visible = self.roi_action.isChecked() and self.roi_rect is not None and self.det_shape is not None
+        if visible:
+            x, y, w, h = self.orientation.rect_to_view(self.roi_rect, self.det_shape)
+            self._placing = True
+            try:
+                self.roi.setPos((x, y), update=False)
+                self.roi.setSize((w, h))
+            finally:
+                self._placing = False
+        self.roi.setVisible(visible)
+
+    def _roi_moved(self, *_):
+        if self._placing or self.det_shape is None:
+            return
+        pos, size = self.roi.pos(), self.roi.size()
+        view_rect = (pos.x(), pos.y(), size.x(), size.y())
+        self.roi_rect = self.orientation.rect_to_det(view_rect, self.det_shape)
+        self._stats_limit["roi_stats"].touch()
+
+    def set_line_enabled(self, on: bool) -> None:
+        if self.line_action.isChecked() != on:
+            self.line_action.setChecked(on)
+            return
+        if on:
+            if self.line_points is None and self.det_shape is not None:
+                h, w = self.det_shape
+                self.line_points = ((w * 0.1, h * 0.5), (w * 0.9, h * 0.5))
+            self.window.analyses["line_profile"] = self._analyse_line
+        else:
+            self.window.analyses.pop("line_profile", None)
+        self._place_line()
+
+    def set_line(self, start: Tuple[float, float], end: Tuple[float, float]) -> None:
+        """Line from ``start`` to ``end``, detector coordinates."""
+        self.line_points = (tuple(map(float, start)), tuple(map(float, end)))
+        self._place_line()
+
+    def _place_line(self) -> None:
+        visible = self.line_action.isChecked() and self.line_points is not None and self.det_shape is not None
+        if visible:
+            self._placing = True
+            try:
+                self.line.setPos((0, 0), update=False)
+                for handle, point in zip(self.line.getHandles(), self.line_points):
+                    vx, vy = self.orientation.det_to_view(*point, self.det_shape)
+                    self.line.movePoint(handle, QtCore.QPointF(vx, vy), finish=False)
+            finally:
+                self._placing = False
+        self.line.setVisible(visible)
+
+    def _line_moved(self, *_):
+        if self._placing or self.det_shape is None:
+            return
+        points = []
+        for handle in self.line.getHandles():
+            p = self.line.mapToParent(handle.pos())
+            points.append(self.orientation.view_to_det(p.x(), p.y(), self.det_shape))
+        self.line_points = (points[0], points[1])
+
+    # ================================================================ contrast and binning
+    def percentiles(self) -> Optional[Tuple[float, float]]:
+        if not self.percentile_box.isChecked():
+            return None
+        return (self.pct_low_spin.value(), self.pct_high_spin.value())
+
+    def _percentiles_changed(self, *_):
+        if self._session is not None and self._session.worker is not None:
+            self._session.worker.level_percentiles = self.percentiles()
+        self._auto_schedule.arm()
+
+    def _auto_levels_toggled(self, on: bool) -> None:
+        self._auto_on = on
+
+    def set_auto_every(self, n: int) -> None:
+        self._auto_schedule.n = max(1, int(n))
+        self.auto_every_spin.setValue(self._auto_schedule.n)
+
+    def auto_contrast_once(self) -> None:
+        """Levels of the shown frame now, and the worker's levels on the next frame."""
+        if self.latest is not None:
+            self.view.histogram.item.setLevels(*self.latest.levels)
+        self._auto_schedule.arm()
+
+    def set_levels(self, low: float, high: float) -> None:
+        """Manual contrast: stops auto levels."""
+        self.window.auto_levels_box.setChecked(False)
+        if high <= low:
+            self.message_label.setText(f"levels need min < max (got {low} and {high})")
+            return
+        self.view.histogram.item.setLevels(low, high)
+
+    def set_display_bin(self, n: int) -> None:
+        self.window.display_bin = int(n)
+        if self._session is not None and self._session.worker is not None:
+            self._session.worker.display_bin = int(n)
+        if self.bin_spin.value() != n:
+            self.bin_spin.setValue(n)
+
+    # ================================================================ flat / dark
+    def capture(self, kind: str, n: int) -> None:
+        self.corrections.capture(kind, n)
+        self._message(f"capturing {kind}: averaging the next {n} frames")
+
+    def set_reference(self, kind: str, arr: Optional[np.ndarray]) -> None:
+        self.corrections.set_reference(kind, arr)
+        self._check_stream_shape(kind)
+        self._show_references()
+
+    def set_applied(self, kind: str, on: bool) -> None:
+        box = getattr(self, f"apply_{kind}_box")
+        if box.isChecked() != on:
+            box.setChecked(on)
+            return
+        self.corrections.set_applied(kind, on)
+        if on:
+            self._check_stream_shape(kind)
+        self._show_references()
+
+    def load_reference_file(self, kind: str, path) -> bool:
+        try:
+            arr = load_reference(path, kind)
+        except ValueError as exc:
+            self._report(f"{kind} not loaded: {exc}")
+            return False
+        self.set_reference(kind, arr)
+        self._message(f"{kind} loaded from {Path(path).name}")
+        return True
+
+    def save_reference_file(self, kind: str, path) -> bool:
+        arr = getattr(self.corrections, kind)
+        if arr is None:
+            self._report(f"no {kind} to save")
+            return False
+        try:
+            np.save(path, arr, allow_pickle=False)
+        except OSError as exc:
+            self._report(f"{kind} not saved: {exc}")
+            return False
+        self._message(f"{kind} saved to {path}")
+        return True
+
+    def clear_reference(self, kind: str) -> None:
+        self.corrections.cancel_capture()
+        self.set_reference(kind, None)
+        self.corrections_label.setText(self.corrections.problem)
+        self._message(f"{kind} cleared")
+
+    def _check_stream_shape(self, kind: str) -> None:
+        """A reference of another size than the stream: say so now, not at the next frame."""
+        arr = getattr(self.corrections, kind)
+        if arr is None or self.latest is None or not getattr(self.corrections, f"apply_{kind}"):
+            return
+        frame_shape = tuple(self.latest.meta.get("raw_frame", self.latest.raw).shape[:2])
+        if tuple(arr.shape) != frame_shape:
+            self._report(f"{kind} shape {tuple(arr.shape)} does not match the stream's frames "
+                         f"{frame_shape}: not applied")
+
+    def _show_references(self) -> None:
+        capturing = self.corrections.capturing
+        for kind, lab in self.reference_labels.items():
+            arr = getattr(self.corrections, kind)
+            if capturing is not None and capturing[0] == kind:
+                text = f"capturing {capturing[1]}/{capturing[2]}"
+            elif arr is None:
+                text = "none"
+            else:
+                text = f"{arr.shape[1]} × {arr.shape[0]} {arr.dtype}"
+                if kind == "flat" and self.corrections.masked_pixels:
+                    text += f", {self.corrections.masked_pixels} masked pixels (flat - dark <= 0)"
+            lab.setText(text)
+
+    def _on_captured(self, kind: str) -> None:
+        self._message(f"{kind} captured")
+        self._check_stream_shape(kind)
+        self._show_references()
+
+    def _on_problem(self, message: str) -> None:
+        if message:
+            self._report(message)
+            self._worker_problem = message
+        elif self.corrections_label.text() == self._worker_problem:
+            self.corrections_label.setText("")  # the worker applies the correction again
+
+    def _report(self, message: str) -> None:
+        """A problem: in the panel and in the window's status (counted as the last error)."""
+        self.corrections_label.setText(message)
+        log.warning("%s", message)
+        if self._session is not None:
+            self._session.counters.error(message)
+            self._session.counters.add("image_tools_errors")
+
+    def _message(self, text: str) -> None:
+        self.message_label.setText(text)
+
+    def _stats(self) -> Dict[str, Any]:
+        c = self.corrections
+        return {"corrections_not_applied": c.not_applied, "flat_masked_pixels": c.masked_pixels,
+                "corrections_problem": c.problem}
+
+    # ================================================================ saving
+    def save_frame(self, path) -> Path:
+        """``.npy`` / ``.tiff``: the raw frame (values and dtype as received);
+        ``.png``: the frame as displayed (orientation, levels, colour map), full resolution."""
+        display = self.latest
+        if display is None:
+            raise ValueError("no frame to save yet")
+        path = Path(path)
+        if path.suffix.lower() == ".png":
+            levels = self.view.levels()
+            levels = display.levels if levels is None else (float(levels[0]), float(levels[1]))
+            lut = self.view.histogram.item.gradient.getLookupTable(256, alpha=False)
+            return save_displayed_png(path, display.raw, levels, lut, self.orientation)
+        return save_raw_frame(path, display.meta.get("raw_frame", display.raw))
+
+    def _save_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self.window, "Save frame", f"frame_{self.latest.uid if self.latest else 0}.tiff",
+            "TIFF, raw values (*.tiff *.tif);;NumPy, raw values (*.npy);;PNG, as displayed (*.png)")
+        if path:
+            try:
+                self._message(f"saved {self.save_frame(path)}")
+            except (ValueError, OSError) as exc:
+                self._report(f"frame not saved: {exc}")
+
+    def _load_dialog(self, kind: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, f"Load {kind}", "", "NumPy (*.npy)")
+        if path:
+            self.load_reference_file(kind, path)
+
+    def _save_reference_dialog(self, kind: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, f"Save {kind}", f"{kind}.npy",
+                                                        "NumPy (*.npy)")
+        if path:
+            self.save_reference_file(kind, path)

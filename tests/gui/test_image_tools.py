@@ -1,0 +1,306 @@
+"""Image tools on the real window, offscreen, watching a real PvaServer: clicks, corrections, files."""
+import itertools
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from pyqtgraph.Qt import QtCore
+
+from pystream.display import compute_levels
+from pystream.gui.app import make_app
+from pystream.gui.image_tools import ImageTools
+from pystream.gui.main_window import MainWindow
+from pystream.imagetools import Orientation
+from pystream.sources.pva import PvaSource
+
+pytestmark = [pytest.mark.gui, pytest.mark.pva]
+
+ORIENTATIONS = [Orientation(fh, fv, tr, k) for k, tr, fh, fv in
+                itertools.product(range(4), (False, True), (False, True), (False, True))]
+
+
+@pytest.fixture
+def window(qtbot):
+    make_app()
+    w = MainWindow(source_factory=PvaSource)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.disconnect_source()
+
+
+@pytest.fixture
+def tools(window):
+    return ImageTools(window)
+
+
+def start(window, publisher, qtbot, image, **kw):
+    publisher.publish(image, **kw)
+    window.connect_source(PvaSource(publisher.pv_name))
+    qtbot.waitUntil(lambda: window.current is not None, timeout=10000)
+
+
+def show(window, publisher, qtbot, image, **kw):
+    uid = publisher.publish(image, **kw)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.uid == uid, timeout=10000)
+    return window.current
+
+
+def view_center_of(det_shape, o, x, y):
+    """Where detector pixel (x, y) is in view coordinates, found with numpy alone."""
+    index = np.arange(det_shape[0] * det_shape[1]).reshape(det_shape)
+    out = index
+    for _ in range(o.quarter_turns):
+        out = np.flipud(out).T  # clockwise on screen
+    if o.transpose:
+        out = out.T
+    if o.flip_h:
+        out = np.fliplr(out)
+    if o.flip_v:
+        out = np.flipud(out)
+    vy, vx = np.argwhere(out == y * det_shape[1] + x)[0]
+    return vx + 0.5, vy + 0.5
+
+
+def widget_pos(window, vx, vy):
+    view = window.image_view
+    return view.graphics.mapFromScene(view.view.mapViewToScene(QtCore.QPointF(vx, vy)))
+
+
+def click(qtbot, window, vx, vy):
+    qtbot.mouseClick(window.image_view.graphics.viewport(), QtCore.Qt.LeftButton,
+                     pos=widget_pos(window, vx, vy))
+
+
+def labels(tools):
+    return (tools.cross_x_label.text(), tools.cross_y_label.text(), tools.cross_value_label.text())
+
+
+@pytest.mark.parametrize("display_bin", [1, 3])
+def test_crosshair_click_reports_detector_pixel_and_value_in_every_orientation(
+        window, tools, publisher, qtbot, display_bin):
+    shape = (18, 25)  # not multiples of the binning: the last display pixel overhangs
+    rng = np.random.default_rng(11)
+    image = (rng.permutation(shape[0] * shape[1]).reshape(shape) * 100).astype(np.uint16)
+    tools.set_display_bin(display_bin)
+    start(window, publisher, qtbot, image)
+    qtbot.waitUntil(lambda: window.current.bin == display_bin, timeout=10000)
+    tools.crosshair_action.setChecked(True)
+    pixels = [(0, 0), (24, 17), (7, 3), (13, 11), (2, 16)]
+    shown = image
+    for n, o in enumerate(ORIENTATIONS):
+        tools.set_orientation(o)
+        qtbot.wait(5)
+        grab = window.image_view.graphics.grab().toImage() if display_bin == 1 else None
+        for x, y in pixels:
+            vx, vy = view_center_of(shape, o, x, y)
+            click(qtbot, window, vx, vy)
+            assert labels(tools) == (str(x), str(y), str(shown[y, x])), (o, x, y)
+            if grab is not None:  # what is painted there is that pixel
+                lo, hi = window.current.levels
+                # off-centre: the crosshair lines run through the centre
+                gray = grab.pixelColor(widget_pos(window, vx + 0.25, vy + 0.25)).red()
+                assert abs(gray - (shown[y, x] - lo) / (hi - lo) * 255) <= 3, (o, x, y)
+        # the next frame's value comes from the worker's analysis for the same pixel
+        shown = image + n + 1
+        frame = show(window, publisher, qtbot, shown)
+        assert frame.analysis["crosshair"].value[0].value == shown[y, x]
+        tools.refresh_panel()
+        assert labels(tools) == (str(x), str(y), str(shown[y, x]))
+    # a click outside the frame leaves the crosshair where it was
+    click(qtbot, window, -3.0, -3.0)
+    assert tools.crosshair_pixel == (x, y)
+
+
+def test_crosshair_shows_three_values_for_rgb(window, tools, publisher, qtbot):
+    image = np.random.default_rng(3).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    start(window, publisher, qtbot, image, color_mode="rgb3")
+    tools.crosshair_action.setChecked(True)
+    tools.set_orientation(Orientation(transpose=True))
+    click(qtbot, window, *view_center_of((12, 16), Orientation(transpose=True), 9, 4))
+    assert labels(tools) == ("9", "4", "({}, {}, {})".format(*image[4, 9]))
+
+
+def test_flat_and_dark_capture_apply_equal_numpy(window, tools, publisher, qtbot):
+    rng = np.random.default_rng(5)
+    shape = (20, 30)
+    darks = [rng.integers(90, 110, shape, dtype=np.uint16) for _ in range(3)]
+    flats = [rng.integers(1000, 3000, shape, dtype=np.uint16) for _ in range(2)]
+    flats[0][4, 5] = flats[1][4, 5] = 0  # flat - dark < 0 there: masked, never inf/NaN
+    start(window, publisher, qtbot, darks[0])
+    tools.capture("dark", 3)
+    for d in darks:
+        show(window, publisher, qtbot, d)
+    qtbot.waitUntil(lambda: tools.corrections.dark is not None, timeout=5000)
+    tools.capture_n_spin.setValue(2)
+    tools.capture("flat", 2)
+    for f in flats:
+        show(window, publisher, qtbot, f)
+    qtbot.waitUntil(lambda: "20 float32" in tools.reference_labels["flat"].text(), timeout=5000)
+    dark = np.mean(darks, axis=0, dtype=np.float64).astype(np.float32)
+    flat = np.mean(flats, axis=0, dtype=np.float64).astype(np.float32)
+    np.testing.assert_allclose(tools.corrections.dark, dark, rtol=1e-6)
+    np.testing.assert_allclose(tools.corrections.flat, flat, rtol=1e-6)
+
+    raw = rng.integers(500, 2500, shape, dtype=np.uint16)
+    tools.apply_flat_box.setChecked(True)
+    frame = show(window, publisher, qtbot, raw)
+    valid = flat > 0
+    expected = np.where(valid, raw / np.where(valid, flat, 1) * flat[valid].mean(), 0)
+    assert frame.raw.dtype == np.float32 and frame.meta["corrections"] == "flat"
+    np.testing.assert_allclose(frame.raw, expected, rtol=1e-5)
+
+    tools.apply_dark_box.setChecked(True)
+    frame = show(window, publisher, qtbot, raw)
+    den = flat - dark
+    valid = den > 0
+    expected = np.where(valid, (raw - dark) / np.where(valid, den, 1) * den[valid].mean(), 0)
+    assert frame.meta["corrections"] == "flat+dark" and frame.meta["flat_masked_pixels"] == 1
+    assert np.isfinite(frame.raw).all() and frame.raw[4, 5] == 0
+    np.testing.assert_allclose(frame.raw, expected, rtol=1e-4)
+    assert frame.levels == compute_levels(frame.image)  # float32 shown with its own range
+    assert window.image_view.levels()[1] == pytest.approx(frame.raw.max(), rel=1e-6)
+    # the crosshair shows the received value and the corrected one
+    tools.crosshair_action.setChecked(True)
+    tools.set_crosshair_pixel(7, 9)
+    assert tools.cross_value_label.text() == str(raw[9, 7])
+    assert float(tools.cross_shown_label.text()) == pytest.approx(expected[9, 7], rel=1e-5)
+    tools.refresh_panel()
+    assert "1 masked" in tools.reference_labels["flat"].text()
+
+    tools.clear_reference("flat")
+    frame = show(window, publisher, qtbot, raw)
+    assert frame.meta["corrections"] == "dark"
+    np.testing.assert_array_equal(frame.raw, raw.astype(np.float32) - dark)
+
+
+def test_flat_of_wrong_shape_or_bad_file_is_refused_loudly(window, tools, publisher, qtbot, tmp_path):
+    image = np.full((16, 24), 1000, np.uint16)
+    start(window, publisher, qtbot, image)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.ones((8, 8), np.float32))
+    assert tools.load_reference_file("flat", wrong)
+    tools.apply_flat_box.setChecked(True)
+    assert "does not match" in tools.corrections_label.text()
+    frame = show(window, publisher, qtbot, image + 1)
+    assert frame.raw.dtype == np.uint16 and "does not match" in frame.meta["corrections_problem"]
+    stats = window.stats()
+    assert stats["corrections_not_applied"] >= 1 and "does not match" in stats["last_error"]
+    window.refresh_status()
+    assert "(8, 8)" in window.status_label.text()
+
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    assert not tools.load_reference_file("dark", bad)
+    assert "cannot read dark" in tools.corrections_label.text()
+    assert "cannot read dark" in window.stats()["last_error"]
+    assert tools.corrections.dark is None
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.full((16, 24), 2.0, np.float32))
+    assert tools.load_reference_file("flat", good)
+    frame = show(window, publisher, qtbot, image)
+    assert frame.meta["corrections"] == "flat" and frame.raw.dtype == np.float32
+    saved = tmp_path / "saved_flat.npy"
+    assert tools.save_reference_file("flat", saved)
+    np.testing.assert_array_equal(np.load(saved), np.full((16, 24), 2.0, np.float32))
+
+
+def test_saved_frames_read_back_equal_and_png_as_displayed(window, tools, publisher, qtbot, tmp_path):
+    image = np.random.default_rng(8).integers(0, 4000, (14, 22), dtype=np.uint16)
+    start(window, publisher, qtbot, image)
+    tools.set_reference("flat", np.full(image.shape, 3.0, np.float32))
+    tools.apply_flat_box.setChecked(True)
+    show(window, publisher, qtbot, image)
+    for name in ("f.npy", "f.tiff"):
+        path = tools.save_frame(tmp_path / name)
+        back = np.load(path) if name.endswith("npy") else tifffile.imread(path)
+        assert back.dtype == np.uint16  # the frame as received, not the corrected one
+        np.testing.assert_array_equal(back, image)
+    tools.set_orientation(Orientation(flip_h=True))
+    tools.set_levels(0.0, 2000.0)
+    png = np.asarray(Image.open(tools.save_frame(tmp_path / "f.png")))
+    assert png.shape == (14, 22, 3)
+    expected = np.clip(image[:, ::-1] / 2000.0 * 256, 0, 255).astype(int)  # gray LUT, flipped
+    assert np.abs(png[..., 0].astype(int) - expected).max() <= 2
+
+
+def test_roi_statistics_equal_numpy_under_orientation(window, tools, publisher, qtbot):
+    image = np.random.default_rng(9).integers(0, 60000, (30, 40), dtype=np.uint16)
+    start(window, publisher, qtbot, image)
+    tools.roi_action.setChecked(True)
+    tools.set_roi_rect((5, 3, 12, 9))
+    frame = show(window, publisher, qtbot, image)
+    region = image[3:12, 5:17].astype(np.float64)
+    s = frame.analysis["roi_stats"].value
+    assert (s.x, s.y, s.width, s.height) == (5, 3, 12, 9)
+    assert (s.min, s.max, s.sum) == (region.min(), region.max(), region.sum())
+    assert s.mean == pytest.approx(region.mean()) and s.std == pytest.approx(region.std())
+    tools.refresh_panel()
+    assert tools.roi_labels["position"].text() == "5, 3"
+    assert tools.roi_labels["std"].text() == f"{region.std():.6g}"
+    # the ROI drawn on a flipped + rotated view covers the same detector pixels
+    o = Orientation(flip_h=True, quarter_turns=1)
+    tools.set_orientation(o)
+    size = tools.roi.size()
+    assert (size.x(), size.y()) == (9, 12)
+    # moving the drawn ROI (view coordinates) measures the detector pixels under it
+    tools.roi.setPos((0, 0))
+    det_shape = image.shape
+    corner = [view_center_of(det_shape, o, x, y) for x, y in itertools.product(range(40), range(30))]
+    inside = [(x, y) for (x, y), (vx, vy) in zip(itertools.product(range(40), range(30)), corner)
+              if vx < 9 and vy < 12]
+    xs, ys = zip(*inside)
+    assert tools.roi_rect == (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
+    frame = show(window, publisher, qtbot, image)
+    region = image[min(ys):max(ys) + 1, min(xs):max(xs) + 1]
+    s = frame.analysis["roi_stats"].value
+    assert (s.min, s.max, s.mean) == (region.min(), region.max(), pytest.approx(region.mean()))
+
+
+def test_line_profile_plot_length_and_angle(window, tools, publisher, qtbot):
+    image = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)
+    start(window, publisher, qtbot, image)
+    tools.line_action.setChecked(True)
+    tools.set_line((2.5, 4.5), (2.5, 16.5))  # down column 2
+    show(window, publisher, qtbot, image)
+    tools.refresh_panel()
+    xdata, ydata = tools.profile_curves[0].getData()
+    np.testing.assert_array_equal(ydata, image[4:17, 2])
+    assert tools.line_length_label.text() == "12.00 px" and tools.line_angle_label.text() == "90.00°"
+    # the drawn line follows the detector pixels when the view is transposed
+    tools.set_orientation(Orientation(transpose=True))
+    p0 = tools.line.mapToParent(tools.line.getHandles()[0].pos())
+    assert (p0.x(), p0.y()) == (4.5, 2.5)
+
+
+def test_auto_contrast_every_n_frames_once_percentiles_and_manual(window, tools, publisher, qtbot):
+    shown = []
+    window.frameShown.connect(lambda d: shown.append(d.auto_levels))
+    image = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    start(window, publisher, qtbot, image)
+    tools.set_auto_every(3)
+    shown.clear()
+    for k in range(1, 8):
+        show(window, publisher, qtbot, image * k)
+    assert shown.count(True) in (2, 3) and shown[:7] in (
+        [True, False, False, True, False, False, True], [False, True, False, False, True, False, False],
+        [False, False, True, False, False, True, False])
+    last_due = max(k for k, due in zip(range(1, 8), shown) if due)
+    assert tuple(window.image_view.levels()) == (0, 99 * last_due)
+
+    tools.set_levels(10.0, 20.0)  # manual: auto levels off, and stays
+    assert not window.auto_levels_box.isChecked()
+    show(window, publisher, qtbot, image * 9)
+    assert tuple(window.image_view.levels()) == (10, 20)
+    tools.percentile_box.setChecked(True)
+    tools.pct_low_spin.setValue(10.0)
+    tools.pct_high_spin.setValue(90.0)
+    tools.auto_contrast_once()
+    frame = show(window, publisher, qtbot, image * 2)
+    assert frame.auto_levels and frame.levels == compute_levels(image * 2, (10.0, 90.0))
+    assert tuple(window.image_view.levels()) == pytest.approx(frame.levels)
+    frame = show(window, publisher, qtbot, image * 3)  # once means once
+    assert not frame.auto_levels
