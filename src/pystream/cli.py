@@ -364,7 +364,7 @@ def attach_pipeline(window, args: argparse.Namespace):
     from .pipeline import open_pipeline
 
     pipeline = open_pipeline(args.proc_config, no_plugins=args.no_plugins)
-    window.processors.append(pipeline.apply)
+    window.processors.append(pipeline)  # callable; its `active` lets corrections be deferred
     window.add_stats_provider(pipeline.stats)
     dock = window.add_dock(PipelinePanel(pipeline), "Pipeline")
     if args.no_plugins:

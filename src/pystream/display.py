@@ -26,6 +26,40 @@ log = logging.getLogger(__name__)
 _FAST_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
+class PixelwiseDeferred:
+    """A full-resolution frame whose pixel-wise corrections (flat, dark) are
+    applied only to the pixels someone reads.
+
+    The display reads a decimated grid, a ROI its rectangle, the crosshair
+    one pixel: indexing returns corrected values for exactly those pixels.
+    ``np.asarray`` gives the whole corrected frame (computed once, for the
+    rare reader that needs it, e.g. saving a PNG).
+    """
+
+    def __init__(self, raw: np.ndarray, steps: List[Callable[[Any, Any], np.ndarray]]):
+        self.raw = raw
+        self.steps = steps
+        self._full: Optional[np.ndarray] = None
+
+    shape = property(lambda self: self.raw.shape)
+    ndim = property(lambda self: self.raw.ndim)
+    size = property(lambda self: self.raw.size)
+    dtype = np.dtype(np.float32)  # what the corrections return
+
+    def __getitem__(self, key):
+        if self._full is not None:
+            return self._full[key]
+        part = self.raw[key]
+        for step in self.steps:
+            part = step(part, key)
+        return part
+
+    def __array__(self, dtype=None, copy=None):
+        if self._full is None:
+            self._full = self[...]
+        return self._full if dtype is None else self._full.astype(dtype)
+
+
 @dataclass
 class DisplayFrame:
     """Everything the GUI needs to paint one frame, and nothing to compute."""
@@ -36,7 +70,7 @@ class DisplayFrame:
     bin: int  # display pixel = bin x bin detector pixels
     uid: int
     t_source: Optional[float]
-    raw: np.ndarray  # full-resolution (processed) frame, for tools working in detector pixels
+    raw: Any  # full-resolution processed frame (ndarray or PixelwiseDeferred), for tools in detector pixels
     frame: Frame = field(repr=False, default=None)
     meta: dict = field(default_factory=dict)
     analysis: Dict[str, Any] = field(default_factory=dict)  # results of the worker's analyses
@@ -159,6 +193,34 @@ class DisplayWorker(threading.Thread):
                 log.exception("display consumer failed")
                 self._ready.set()
 
+    def run_processors(self, arr: np.ndarray, meta: dict, uid: int):
+        """Apply the processors in order. A pixel-wise step (one with a
+        ``deferred`` method) followed only by idle steps is deferred: the
+        result is a ``PixelwiseDeferred`` and only the pixels shown or
+        measured are ever corrected."""
+        processors = list(self.processors)
+        active = [getattr(p, "active", True) for p in processors]  # one look per frame
+        deferred: List[Callable] = []
+        for i, process in enumerate(processors):
+            name = getattr(process, "__name__", type(process).__name__)
+            try:
+                defer = getattr(process, "deferred", None)
+                if defer is not None and not any(active[i + 1:]):
+                    step = defer(arr, meta)
+                    if step is not None:
+                        deferred.append(step)
+                elif deferred and not active[i]:
+                    continue  # idle, and would only be handed the frame back
+                else:
+                    if deferred:  # this step needs the whole corrected frame
+                        arr, deferred = np.asarray(PixelwiseDeferred(arr, deferred)), []
+                    arr, meta = process(arr, meta)
+            except Exception as exc:  # bypassed for this frame, counted, shown
+                self.counters.add("process_errors")
+                self.counters.error(f"{name}: {exc}")
+                log.warning("processing step %s failed on frame %s: %s", name, uid, exc)
+        return (PixelwiseDeferred(arr, deferred) if deferred else arr), meta
+
     def prepare(self, frame: Frame) -> Optional[DisplayFrame]:
         """Decode and process one frame; None (counted) if it is rejected."""
         try:
@@ -170,16 +232,7 @@ class DisplayWorker(threading.Thread):
         self.counters.add("decoded")
         if decoded.notice and self.counters.notice(decoded.notice):
             log.warning("%s", decoded.notice)
-        arr = decoded.array
-        meta = frame.metadata()
-        for process in list(self.processors):
-            try:
-                arr, meta = process(arr, meta)
-            except Exception as exc:  # bypassed for this frame, counted, shown
-                name = getattr(process, "__name__", type(process).__name__)
-                self.counters.add("process_errors")
-                self.counters.error(f"{name}: {exc}")
-                log.warning("processing step %s failed on frame %s: %s", name, frame.uid, exc)
+        arr, meta = self.run_processors(decoded.array, frame.metadata(), frame.uid)
         analysis: Dict[str, Any] = {}
         for name, analyse in list(self.analyses.items()):
             try:

@@ -449,7 +449,8 @@ class ImageCorrections:
                 self.on_problem(message)
 
     # -- the step (worker thread)
-    def __call__(self, arr: np.ndarray, meta: Dict[str, Any]) -> Tuple[np.ndarray, Dict[str, Any]]:
+    def _prepare(self, arr: np.ndarray, meta: Dict[str, Any]) -> Optional["_Stage"]:
+        """Per-frame bookkeeping (capture, shape check); the stage to apply, or None."""
         meta.setdefault("raw_frame", arr)  # the frame as received, for probes, info and saving
         cap = self._capture
         if cap is not None:
@@ -465,16 +466,30 @@ class ImageCorrections:
         if stage.processor is None:
             if self.problem:
                 meta["corrections_problem"] = self.problem
-            return arr, meta
+            return None
         if tuple(arr.shape[:2]) != stage.shape:
             self.not_applied += 1
             message = (f"{stage.kind} not applied: reference shape {stage.shape} does not match "
                        f"frame shape {tuple(arr.shape[:2])}; capture or load one of the frame's size")
             self._set_problem(message)
             meta["corrections_problem"] = message
-            return arr, meta
+            return None
         if self.problem.startswith(f"{stage.kind} not applied"):
             self._set_problem("")  # the stream came back to the reference's shape
-        out = stage.processor.apply(arr, meta)
         meta["corrections"] = stage.kind
-        return out, meta
+        if isinstance(stage.processor, FlatField):
+            meta["flat_masked_pixels"] = stage.processor.masked_pixels
+        return stage
+
+    def __call__(self, arr: np.ndarray, meta: Dict[str, Any]) -> Tuple[np.ndarray, Dict[str, Any]]:
+        stage = self._prepare(arr, meta)
+        if stage is None:
+            return arr, meta
+        return stage.processor.apply(arr, meta), meta
+
+    def deferred(self, arr: np.ndarray, meta: Dict[str, Any]) -> Optional[Callable[[Any, Any], np.ndarray]]:
+        """The display worker's cheaper form: bookkeeping now, and a function
+        ``(part, key) -> corrected part`` so only the pixels that are shown or
+        measured get corrected (the correction is pixel-wise)."""
+        stage = self._prepare(arr, meta)
+        return None if stage is None else stage.processor.correct_part

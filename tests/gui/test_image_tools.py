@@ -161,7 +161,7 @@ def test_flat_and_dark_capture_apply_equal_numpy(window, tools, publisher, qtbot
     assert np.isfinite(frame.raw).all() and frame.raw[4, 5] == 0
     np.testing.assert_allclose(frame.raw, expected, rtol=1e-4)
     assert frame.levels == compute_levels(frame.image)  # float32 shown with its own range
-    assert window.image_view.levels()[1] == pytest.approx(frame.raw.max(), rel=1e-6)
+    assert window.image_view.levels()[1] == pytest.approx(np.asarray(frame.raw).max(), rel=1e-6)
     # the crosshair shows the received value and the corrected one
     tools.crosshair_action.setChecked(True)
     tools.set_crosshair_pixel(7, 9)

@@ -233,6 +233,21 @@ def _apply_gain(raw: np.ndarray, gain: np.ndarray, dark: Optional[np.ndarray]) -
     return out
 
 
+def _reference_part(ref: np.ndarray, key: Any, part: Any) -> np.ndarray:
+    """The reference values (2-D flat/dark/gain) for the pixels ``part = frame[key]``.
+
+    Pixel-wise corrections commute with slicing, decimation and fancy indexing,
+    so the display can correct only the pixels it shows (``part``) instead
+    of the whole frame.
+    """
+    if isinstance(key, tuple) and len(key) > 2:
+        key = key[:2]  # the channel index of an RGB frame does not index the reference
+    ref_part = ref[key]
+    if np.ndim(part) == np.ndim(ref_part) + 1:  # RGB: one reference value for 3 channels
+        ref_part = ref_part[..., None]
+    return ref_part
+
+
 class FlatField:
     """Flat-field correction: ``I = (I_raw - D) / (F - D) * mean(F - D)``.
 
@@ -297,6 +312,13 @@ class FlatField:
         _check_shape(self.flat, raw, "flat")
         return _apply_gain(raw, self._gain, self._dark32)
 
+    def correct_part(self, part: Any, key: Any) -> np.ndarray:
+        """``correct(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
+        out = np.asarray(part, dtype=np.float32)
+        if self._dark32 is not None:
+            out = out - _reference_part(self._dark32, key, part)
+        return np.multiply(out, _reference_part(self._gain, key, part), dtype=np.float32)
+
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self.flat is None:
             if meta is not None:
@@ -327,6 +349,12 @@ class DarkSubtract:
 
     def load_dark(self, path: Union[str, "os.PathLike[str]"]) -> None:
         self.set_dark(path)
+
+    def correct_part(self, part: Any, key: Any) -> np.ndarray:
+        """``apply(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
+        out = np.subtract(np.asarray(part, dtype=np.float32), _reference_part(self._dark32, key, part),
+                          dtype=np.float32)
+        return np.maximum(out, 0, out=out) if self.clip_negative else out
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self._dark32 is None:

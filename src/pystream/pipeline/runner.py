@@ -92,6 +92,8 @@ class StepInfo:
 def _read_only(img: Any) -> Any:
     """A read-only view (O(1)): the frame's array may be shared with the recorder, and a
     step that fails after writing into its input must leave nothing behind."""
+    if not isinstance(img, np.ndarray) and hasattr(img, "__array__"):
+        img = np.asarray(img)  # e.g. the display worker's frame with deferred corrections
     if isinstance(img, np.ndarray) and img.flags.writeable:
         img = img.view()
         img.flags.writeable = False
@@ -172,6 +174,19 @@ class Pipeline:
             self._last_error = message
 
     # ------------------------------------------------------------------ running
+    def __call__(self, img: np.ndarray, meta: Optional[dict] = None) -> Tuple[np.ndarray, dict]:
+        return self.apply(img, meta)
+
+    @property
+    def active(self) -> bool:
+        """Would ``apply`` change a frame now? (Lets the display defer pixel-wise
+        corrections placed before an idle pipeline.) Checks for changed files
+        first, as ``apply`` would."""
+        if not self.enabled:
+            return False
+        self.reload_if_changed()
+        return any(step.spec.enabled and step.processor is not None for step in self._steps)
+
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> Tuple[np.ndarray, dict]:
         """Run the enabled steps in order; returns ``(img, meta)``. Never raises for a plugin."""
         meta = dict(meta) if meta is not None else {}

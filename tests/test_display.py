@@ -1,0 +1,87 @@
+"""The display worker's processing: deferred pixel-wise corrections are exact."""
+import numpy as np
+import pytest
+
+from pystream.display import DisplayWorker, PixelwiseDeferred, to_display
+from pystream.flow import Counters, LatestFrameSlot
+from pystream.imagetools import ImageCorrections
+from pystream.pipeline.processors import DarkSubtract, FlatField
+
+RNG = np.random.default_rng(3)
+FLAT = RNG.uniform(0.5, 2.0, (40, 60)).astype(np.float32)
+FLAT[3, 4] = 0  # a dead pixel: masked, never inf
+DARK = RNG.uniform(0, 0.3, (40, 60)).astype(np.float32)
+
+KEYS = [np.s_[...], np.s_[::3, ::2], np.s_[5:17, 20:33], (7, 9), np.s_[3, 4],
+        (np.array([1, 5, 39]), np.array([0, 59, 30]))]
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+@pytest.mark.parametrize("key", KEYS)
+def test_correct_part_equals_the_full_correction_at_key(key, rgb):
+    shape = (40, 60, 3) if rgb else (40, 60)
+    raw = RNG.integers(0, 4000, shape).astype(np.uint16)
+    for corrector in (FlatField(flat=FLAT, dark=DARK), FlatField(flat=FLAT), DarkSubtract(dark=DARK)):
+        full = corrector.apply(raw)
+        np.testing.assert_allclose(corrector.correct_part(raw[key], key), full[key], rtol=1e-6)
+
+
+class Idle:
+    active = False
+
+    def __call__(self, arr, meta):
+        raise AssertionError("an idle step is not called while corrections are deferred")
+
+
+class Doubler:
+    active = True
+
+    def __call__(self, arr, meta):
+        assert isinstance(arr, np.ndarray)
+        return arr * 2, meta
+
+
+def worker_with(*processors):
+    return DisplayWorker(LatestFrameSlot(), Counters(), lambda d: None, processors=list(processors))
+
+
+def corrections_with_flat():
+    corrections = ImageCorrections()
+    corrections.set_reference("flat", FLAT)
+    corrections.set_reference("dark", DARK)
+    corrections.set_applied("flat", True)
+    corrections.set_applied("dark", True)
+    return corrections
+
+
+def test_flat_before_an_idle_pipeline_is_deferred_and_exact():
+    raw = RNG.integers(0, 4000, (40, 60)).astype(np.uint16)
+    expected = FlatField(flat=FLAT, dark=DARK).apply(raw)
+    arr, meta = worker_with(corrections_with_flat(), Idle()).run_processors(raw, {}, 1)
+    assert isinstance(arr, PixelwiseDeferred)
+    assert meta["corrections"] == "flat+dark" and meta["flat_masked_pixels"] == 1
+    assert meta["raw_frame"] is raw
+    np.testing.assert_allclose(to_display(arr, 2), expected[::2, ::2], rtol=1e-6)
+    np.testing.assert_allclose(arr[10:20, 5:9], expected[10:20, 5:9], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(arr), expected, rtol=1e-6)
+    assert arr.shape == raw.shape and arr.dtype == np.float32
+
+
+def test_an_active_step_after_the_flat_gets_the_whole_corrected_frame():
+    raw = RNG.integers(0, 4000, (40, 60)).astype(np.uint16)
+    expected = FlatField(flat=FLAT, dark=DARK).apply(raw) * 2
+    arr, meta = worker_with(corrections_with_flat(), Doubler()).run_processors(raw, {}, 1)
+    assert isinstance(arr, np.ndarray)
+    np.testing.assert_allclose(arr, expected, rtol=1e-6)
+
+
+def test_a_failing_step_is_bypassed_and_counted():
+    def broken(arr, meta):
+        raise RuntimeError("boom")
+
+    worker = worker_with(broken, Doubler())
+    raw = np.ones((4, 4), np.uint16)
+    arr, _ = worker.run_processors(raw, {}, 1)
+    np.testing.assert_array_equal(arr, raw * 2)
+    assert worker.counters.get("process_errors") == 1
+    assert "boom" in worker.counters.snapshot()["last_error"]
