@@ -1,6 +1,9 @@
 """The image area: a view box, an ImageItem that counts real paints, and a histogram/LUT."""
 from __future__ import annotations
 
+import contextlib
+import importlib
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import pyqtgraph as pg
@@ -19,6 +22,32 @@ def get_colormap(name: str) -> pg.ColorMap:
 
 
 _NOTHING = object()
+
+
+@contextlib.contextmanager
+def _lazy_matplotlib_menu() -> Iterator[None]:
+    """Keep pyqtgraph's gradient menu from importing matplotlib while it is built.
+
+    Building a HistogramLUTWidget builds a ColorMapMenu, which calls
+    ``find_mpl_leftovers()`` only to decide whether to add a "matplotlib >
+    Others" submenu, and that imports ``matplotlib.pyplot``: about 30 MB of
+    RSS in a viewer that never uses it. The submenu fills itself on
+    ``aboutToShow`` by calling the real function, so answering "yes" during
+    construction gives the same menu, and matplotlib is imported only if a
+    user opens one of its submenus.
+    """
+    try:
+        # the module, not the class that pyqtgraph.widgets re-exports under its name
+        menu_mod = importlib.import_module("pyqtgraph.widgets.ColorMapMenu")
+        real = menu_mod.find_mpl_leftovers
+    except (ImportError, AttributeError):  # another pyqtgraph: nothing to do
+        yield
+        return
+    menu_mod.find_mpl_leftovers = lambda: True
+    try:
+        yield
+    finally:
+        menu_mod.find_mpl_leftovers = real
 
 
 class PaintCountingImageItem(pg.ImageItem):
@@ -58,7 +87,8 @@ class ImageView(QtWidgets.QWidget):
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True)
         self.image = PaintCountingImageItem(on_first_paint)
         self.view.addItem(self.image)
-        self.histogram = pg.HistogramLUTWidget()
+        with _lazy_matplotlib_menu():
+            self.histogram = pg.HistogramLUTWidget()
         self.histogram.setImageItem(self.image)
         # the histogram would be recomputed on the GUI thread for every frame;
         # refresh it a few times a second instead
