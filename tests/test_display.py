@@ -85,3 +85,42 @@ def test_a_failing_step_is_bypassed_and_counted():
     np.testing.assert_array_equal(arr, raw * 2)
     assert worker.counters.get("process_errors") == 1
     assert "boom" in worker.counters.snapshot()["last_error"]
+
+
+def test_max_fps_paces_deliveries_on_a_timetable():
+    import threading
+    import time
+
+    from pystream.frame import Frame
+
+    slot = LatestFrameSlot()
+    times = []
+    done = threading.Event()
+
+    def deliver(display):
+        times.append(time.monotonic())
+        worker.consumed()
+        if len(times) >= 16:
+            done.set()
+
+    worker = DisplayWorker(slot, Counters(), deliver, max_fps=50)
+    feeding = threading.Event()
+
+    def feed():
+        uid = 0
+        while not feeding.is_set():
+            uid += 1
+            slot.put(Frame.from_array(np.zeros((8, 8), np.uint16), uid=uid, source="t"))
+            time.sleep(0.002)  # 500 Hz offered
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    worker.start()
+    try:
+        assert done.wait(10)
+    finally:
+        feeding.set()
+        worker.stop()
+        worker.join(2)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 40 <= rate <= 52  # capped at 50/s, not the 500/s offered

@@ -145,7 +145,7 @@ class DisplayWorker(threading.Thread):
         self._halt = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
-        self._last_delivery = 0.0
+        self._next_slot = 0.0  # earliest time of the next delivery under --max-fps
 
     # -- control (any thread)
     def consumed(self) -> None:
@@ -173,10 +173,16 @@ class DisplayWorker(threading.Thread):
             if not self._resume.is_set():  # paused: nothing is decoded
                 self._resume.wait(0.1)
                 continue
-            if self.max_fps and self.max_fps > 0:
-                wait = self._last_delivery + 1.0 / self.max_fps - time.monotonic()
+            period = 1.0 / self.max_fps if self.max_fps and self.max_fps > 0 else 0.0
+            if period:
+                # a fixed timetable: slots a period apart, so a late wake-up or a
+                # slow prepare does not pull the rate below --max-fps; more than
+                # a period late (nothing to show for a while) restarts it
+                now = time.monotonic()
+                wait = self._next_slot - now
                 if wait > 0 and self._halt.wait(wait):
                     break
+                slot = self._next_slot if -wait <= period else now
             frame = self.slot.take(timeout=0.1)
             if frame is None:
                 if self.slot.closed:
@@ -186,7 +192,8 @@ class DisplayWorker(threading.Thread):
             if display is None:
                 continue
             self._ready.clear()
-            self._last_delivery = time.monotonic()
+            if period:
+                self._next_slot = slot + period
             try:
                 self.deliver(display)
             except Exception:  # a broken consumer must not end the display thread

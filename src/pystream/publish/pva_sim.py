@@ -149,6 +149,7 @@ def run_pva_sim(pv_name: str, *, size: Tuple[int, int] = (512, 512), rate: float
     cycle = pattern_cycle(pattern)
     publisher = NtndArrayPublisher(pv_name)
     stop_event = stop_event or threading.Event()
+    restore = _stop_on_signals(stop_event)
     period = 1.0 / rate if rate and rate > 0 else 0.0
     next_t = time.perf_counter()
     count = 0
@@ -174,6 +175,24 @@ def run_pva_sim(pv_name: str, *, size: Tuple[int, int] = (512, 512), rate: float
     except KeyboardInterrupt:
         pass
     finally:
+        restore()
         publisher.stop()
     return count
+
+
+def _stop_on_signals(stop_event: threading.Event):
+    """Ctrl-C / SIGTERM set ``stop_event``. A flooding publisher spends its
+    time inside pvapy's C++ calls, where KeyboardInterrupt would wait for the
+    next Python bytecode that may come late; an event is checked every frame."""
+    import signal
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop_event.set())
+
+    def restore():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return restore
 
