@@ -1,6 +1,6 @@
 """Displayed fps with the image tools off vs crosshair + ROI + line + flat-field on.
 
-A flooding simulated detector (``pystream sim pva --rate 0 --no-counter``)
+A simulated detector (``pystream sim pva --rate R --no-counter``, R = ``--rate``, 0 = flood)
 runs in its own process; the real MainWindow runs here, offscreen, for
 ``--seconds`` per configuration, alternating configurations for
 ``--rounds`` rounds (a shared VM drifts: alternation keeps the comparison
@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 TOOLS = ("cross", "roi", "line", "flat")
 
 
-def start_publisher(pv: str, size: int) -> subprocess.Popen:
+def start_publisher(pv: str, size: int, rate: float = 0.0) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv, "--size", f"{size}x{size}",
-           "--rate", "0", "--no-counter", "--log-level", "WARNING"]
+           "--rate", str(rate), "--no-counter", "--log-level", "WARNING"]
     return subprocess.Popen(cmd, env=dict(os.environ))
 
 
@@ -100,6 +100,7 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
         "latency_ms_p50": after.get("latency_ms_p50"),
         "bin": window.current.bin,
         "image_dtype": str(window.current.image.dtype),
+        "raw_kind": type(window.current.raw).__name__,
         "last_error": after.get("last_error"),
     }
     if tools is not None:
@@ -116,6 +117,8 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="publisher rate in Hz (default: 0 = flood, as fast as it can)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default="off,attached,on",
@@ -129,7 +132,7 @@ def main() -> int:
     from pystream.gui.app import make_app
     app, _ = make_app()
     pv = f"pystream:bench:{uuid.uuid4().hex[:6]}:Image"
-    publisher = start_publisher(pv, args.size)
+    publisher = start_publisher(pv, args.size, args.rate)
     results = []
     try:
         time.sleep(2.0)
@@ -143,7 +146,7 @@ def main() -> int:
         publisher.wait(10)
     fps = {c: statistics.median(r["displayed_fps"] for r in results if r["config"] == c)
            for c in args.configs.split(",")}
-    summary = {"size": args.size, "median_displayed_fps": fps}
+    summary = {"size": args.size, "rate": args.rate or "flood", "median_displayed_fps": fps}
     if "off" in fps and "on" in fps and fps["off"] > 0:
         summary["on_over_off"] = round(fps["on"] / fps["off"], 3)
         summary["loss_percent"] = round(100 * (1 - fps["on"] / fps["off"]), 1)

@@ -124,3 +124,11 @@ def test_max_fps_paces_deliveries_on_a_timetable():
         worker.join(2)
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 40 <= rate <= 52  # capped at 50/s, not the 500/s offered
+
+
+def test_levels_ignore_nan_and_never_collapse():
+    from pystream.display import compute_levels
+    img = np.array([[np.nan, 1.0], [3.0, np.nan]], np.float32)
+    assert compute_levels(img) == (1.0, 3.0)
+    assert compute_levels(np.full((2, 2), 7, np.uint16)) == (7.0, 8.0)
+    assert compute_levels(np.full((2, 2), np.nan, np.float32)) == (0.0, 1.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -100,10 +101,12 @@ def compute_levels(img: np.ndarray, percentiles: Optional[Tuple[float, float]] =
         step = max(1, int(np.sqrt(img.size / 250_000)))
         sample = img[::step, ::step]
         lo, hi = np.nanpercentile(sample, percentiles)
-    elif img.dtype.kind == "f":
-        lo, hi = np.nanmin(img), np.nanmax(img)
     else:
         lo, hi = img.min(), img.max()
+        if img.dtype.kind == "f" and (np.isnan(lo) or np.isnan(hi)):  # rare: pay for nan-aware
+            with warnings.catch_warnings():  # an all-NaN frame is handled below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo, hi = np.nanmin(img), np.nanmax(img)
     lo, hi = float(lo), float(hi)
     if not np.isfinite(lo) or not np.isfinite(hi):
         lo, hi = 0.0, 1.0

@@ -233,7 +233,14 @@ def _apply_gain(raw: np.ndarray, gain: np.ndarray, dark: Optional[np.ndarray]) -
     return out
 
 
-def _reference_part(ref: np.ndarray, key: Any, part: Any) -> np.ndarray:
+def _slice_key(key: Any) -> Optional[tuple]:
+    """A hashable form of a key made of slices only (the display's decimation)."""
+    if isinstance(key, tuple) and all(isinstance(k, slice) for k in key):
+        return tuple((k.start, k.stop, k.step) for k in key)
+    return None
+
+
+def _reference_part(ref: np.ndarray, key: Any, part: Any, cache: Optional[dict] = None) -> np.ndarray:
     """The reference values (2-D flat/dark/gain) for the pixels ``part = frame[key]``.
 
     Pixel-wise corrections commute with slicing, decimation and fancy indexing,
@@ -242,7 +249,16 @@ def _reference_part(ref: np.ndarray, key: Any, part: Any) -> np.ndarray:
     """
     if isinstance(key, tuple) and len(key) > 2:
         key = key[:2]  # the channel index of an RGB frame does not index the reference
-    ref_part = ref[key]
+    hashable = _slice_key(key) if cache is not None else None
+    if hashable is not None:
+        # the display asks for the same decimation every frame: keep it contiguous
+        ref_part = cache.get((id(ref), hashable))
+        if ref_part is None:
+            if len(cache) > 8:
+                cache.clear()
+            ref_part = cache[(id(ref), hashable)] = np.ascontiguousarray(ref[key])
+    else:
+        ref_part = ref[key]
     if np.ndim(part) == np.ndim(ref_part) + 1:  # RGB: one reference value for 3 channels
         ref_part = ref_part[..., None]
     return ref_part
@@ -268,11 +284,13 @@ class FlatField:
         self.masked_pixels = 0
         self._gain: Optional[np.ndarray] = None
         self._dark32: Optional[np.ndarray] = None
+        self._parts: dict = {}
         self.set_dark(_load_array(dark, "dark"), _update=False)
         self.set_flat(_load_array(flat, "flat"))
 
     # the gain is computed once per flat/dark, so a frame costs one subtract and one multiply
     def _update(self) -> None:
+        self._parts = {}  # decimated references, for correct_part
         if self.flat is None:
             self._gain, self.masked_pixels = None, 0
             return
@@ -316,8 +334,8 @@ class FlatField:
         """``correct(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
         out = np.asarray(part, dtype=np.float32)
         if self._dark32 is not None:
-            out = out - _reference_part(self._dark32, key, part)
-        return np.multiply(out, _reference_part(self._gain, key, part), dtype=np.float32)
+            out = out - _reference_part(self._dark32, key, part, self._parts)
+        return np.multiply(out, _reference_part(self._gain, key, part, self._parts), dtype=np.float32)
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self.flat is None:
@@ -346,14 +364,15 @@ class DarkSubtract:
         dark = _load_array(dark, "dark")
         self.dark = None if dark is None else np.array(dark, copy=True)
         self._dark32 = None if dark is None else self.dark.astype(np.float32)
+        self._parts: dict = {}
 
     def load_dark(self, path: Union[str, "os.PathLike[str]"]) -> None:
         self.set_dark(path)
 
     def correct_part(self, part: Any, key: Any) -> np.ndarray:
         """``apply(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
-        out = np.subtract(np.asarray(part, dtype=np.float32), _reference_part(self._dark32, key, part),
-                          dtype=np.float32)
+        out = np.subtract(np.asarray(part, dtype=np.float32),
+                          _reference_part(self._dark32, key, part, self._parts), dtype=np.float32)
         return np.maximum(out, 0, out=out) if self.clip_negative else out
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
