@@ -167,11 +167,43 @@ def run(seconds: float, rate: float) -> dict:
     }
 
 
+def run_display(seconds: float, rate: float) -> dict:
+    """The whole viewer: `pystream --zmq ... --offscreen` against `pystream sim zmq`;
+    the waterfall's real paints per second (counted at paint, not at setImage)."""
+    import socket
+    import tempfile
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cli = [sys.executable, "-m", "pystream.cli"]
+    publisher = subprocess.Popen(cli + ["sim", "zmq", "--port", str(port), "--rate", str(rate),
+                                        "--log-level", "WARNING"])
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = os.path.join(tmp, "stats.json")
+        env = dict(os.environ, HOME=tmp, QT_QPA_PLATFORM="offscreen")
+        try:
+            subprocess.run(cli + ["--zmq", f"tcp://127.0.0.1:{port}", "--offscreen", "--exit-after",
+                                  str(seconds), "--stats-json", stats, "--log-level", "WARNING"],
+                           env=env, check=True, timeout=seconds + 60)
+            with open(stats) as fh:
+                snap = json.load(fh)["spectra"]
+        finally:
+            publisher.terminate()
+            publisher.wait(10)
+    # rates over the last 2 s before exit (start-up excluded)
+    return {"rate": rate, "received_per_s": snap["recv_fps"], "displayed": snap["displayed"],
+            "display_fps": snap["display_fps"], "rejected": snap["rejected"],
+            "ring_drops": snap.get("ring_drops", 0), "delay_s": snap.get("delay_s")}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="send time per scenario")
     parser.add_argument("--rates", default="0,2000", help="publisher rates in msg/s, 0 = full speed")
     parser.add_argument("--single", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--display-rates", default="0,100",
+                        help="publisher rates for the whole-viewer waterfall phase ('' to skip)")
     args = parser.parse_args(argv)
     if args.single is not None:  # one scenario, in a fresh process: RSS is not inherited
         print("RESULT " + json.dumps(run(args.seconds, args.single)))
@@ -195,6 +227,16 @@ def main(argv=None) -> None:
               f"{r['bare']['cpu_percent']:.0f} | {r['received']} | {r['in_ring']} | {ratio:.1f} % | "
               f"{r['cpu_percent']:.0f} | {r['rss_peak_mb']:.0f} | {r['rss_growth_mb']:+.1f} | "
               f"{r['rejected']}/{r['ring_drops']} |")
+    display_rates = [r for r in args.display_rates.split(",") if r]
+    if display_rates:
+        print("\nWaterfall in the viewer (`pystream --zmq ... --offscreen`, rates over the last 2 s)\n")
+        print("| publisher rate | spectra received /s | waterfall painted /s | rejected | ring drops | delay s |")
+        print("|---|---|---|---|---|---|")
+        for rate in display_rates:
+            r = run_display(args.seconds, float(rate))
+            label = "full speed" if r["rate"] == 0 else f"{r['rate']:g} msg/s"
+            print(f"| {label} | {r['received_per_s']:.0f} | {r['display_fps']:.1f} | {r['rejected']} | "
+                  f"{r['ring_drops']} | {r['delay_s']} |")
 
 
 if __name__ == "__main__":

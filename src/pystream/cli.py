@@ -395,8 +395,9 @@ def attach_spectra(window, args: argparse.Namespace, endpoint: str):
     receiver = SpectrumReceiver(endpoint=endpoint, buffer_length=args.buffer_length,
                                 plot_interval=args.plot_interval, plot_dir=args.plot_dir,
                                 pol=args.pol, freq_avg=args.freq_avg, freq_range=args.freq_range)
-    # the waterfall scrolls at display rate (capped by --max-fps like the image)
-    panel = SpectrumPanel(receiver, fps=min(args.max_fps or 60.0, 60.0))
+    # the waterfall scrolls at display rate: a little above a 60 Hz screen's,
+    # so every refresh has a new one, or --max-fps when that is set
+    panel = SpectrumPanel(receiver, fps=args.max_fps or 75.0)
     window.add_view(panel, "spectra", stats=receiver.counters.snapshot)
     receiver.start()
 

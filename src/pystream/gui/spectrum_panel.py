@@ -67,7 +67,9 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.log_check.toggled.connect(self._set_log_y)
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
-        self.timer.start(max(1, int(1000 / max(fps, 0.1))))
+        # poll twice per model update: a new waterfall is shown within half a
+        # period, and two timers at the same rate cannot beat against each other
+        self.timer.start(max(1, int(500 / max(fps, 0.1))))
         if not self.model.running:
             self.model.start(fps)
             self._started_model = True

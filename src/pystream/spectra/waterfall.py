@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -19,6 +20,8 @@ from .processing import frequency_axis
 from .ring import SpectrumRing
 
 log = logging.getLogger(__name__)
+
+LEVELS_INTERVAL_S = 0.2  # colour levels follow the data 5 times a second
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class WaterfallModel:
         self.errors = 0
         self._latest: Optional[WaterfallImage] = None
         self._computed_for: Optional[Tuple[int, int, bool]] = None
+        self._levels: Optional[Tuple[Tuple[float, float], bool, float]] = None  # (levels, log, when)
         self._stop_event = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -87,7 +91,13 @@ class WaterfallModel:
         latest = rows[-1].copy()
         newest_first = rows[::-1]
         image = to_log_image(newest_first) if self.log_scale else np.ascontiguousarray(newest_first)
-        levels = robust_levels(image, self.percentiles)
+        # percentiles are the costliest step and levels need not follow every
+        # row: recompute them at most LEVELS_INTERVAL_S apart (and on a change of scale)
+        now = time.monotonic()
+        previous = self._levels
+        if previous is None or previous[1] != self.log_scale or now - previous[2] >= LEVELS_INTERVAL_S:
+            self._levels = (robust_levels(image, self.percentiles), self.log_scale, now)
+        levels = self._levels[0]
         span = float(times[-1] - times[0]) if rows.shape[0] > 1 and np.isfinite(times).all() else 0.0
         t_source = float(times[-1]) if np.isfinite(times[-1]) else None
         freqs = frequency_axis(rows.shape[1], self.freq_range)
@@ -121,7 +131,10 @@ class WaterfallModel:
         self._stop_event.clear()
 
         def run():
-            while not self._stop_event.wait(period):
+            # a fixed timetable: the compute time does not lower the rate
+            next_t = time.monotonic() + period
+            while not self._stop_event.wait(max(0.0, next_t - time.monotonic())):
+                next_t = max(next_t + period, time.monotonic())
                 try:
                     self.update()
                 except Exception:  # keep drawing later frames
