@@ -8,9 +8,7 @@ from PIL import Image
 from pyqtgraph.Qt import QtCore
 
 from pystream.display import compute_levels
-from pystream.gui.app import make_app
 from pystream.gui.image_tools import ImageTools
-from pystream.gui.main_window import MainWindow
 from pystream.imagetools import Orientation
 from pystream.sources.pva import PvaSource
 
@@ -18,17 +16,6 @@ pytestmark = [pytest.mark.gui, pytest.mark.pva]
 
 ORIENTATIONS = [Orientation(fh, fv, tr, k) for k, tr, fh, fv in
                 itertools.product(range(4), (False, True), (False, True), (False, True))]
-
-
-@pytest.fixture
-def window(qtbot):
-    make_app()
-    w = MainWindow(source_factory=PvaSource)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.disconnect_source()
 
 
 @pytest.fixture

@@ -3,23 +3,10 @@ import numpy as np
 import pytest
 from pyqtgraph.Qt import QtCore
 
-from pystream.gui.app import make_app
-from pystream.gui.main_window import MainWindow
 from pystream.sources.ntndarray import build_ntndarray
 from pystream.sources.pva import PvaSource
 
 pytestmark = [pytest.mark.gui, pytest.mark.pva]
-
-
-@pytest.fixture
-def window(qtbot):
-    make_app()  # pyqtgraph options (row-major) as the real app sets them
-    w = MainWindow(source_factory=PvaSource)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.disconnect_source()
 
 
 def screen_value(window, grab, x, y):

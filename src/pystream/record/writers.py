@@ -205,6 +205,17 @@ class FrameWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _finish_single_file(self) -> None:
+        """After closing a one-file recording: an empty file is not a recording."""
+        if self.frames_written == 0 and self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            self.path = self.first_path = ""
+        else:
+            self.file_count = 1
+
 
 class TiffSequenceWriter(FrameWriter):
     """One TIFF per frame: ``prefix_000001.tiff``, ``prefix_000002.tiff``, ...
@@ -371,15 +382,7 @@ class TiffStackWriter(FrameWriter):
             except OSError:
                 pass
             self._fh = None
-            if self.frames_written == 0 and self.path:
-                # an empty stack is not a recording
-                try:
-                    os.unlink(self.path)
-                except OSError:
-                    pass
-                self.path = self.first_path = ""
-            else:
-                self.file_count = 1
+            self._finish_single_file()
         self._opened = False
 
 
@@ -609,14 +612,7 @@ class Hdf5Writer(FrameWriter):
             # drop every handle into the file: HDF5 objects outliving a failed close crash later
             self._file = self._data = self._uid = self._timestamp = self._t_recv = None
             self._attr_dsets = {}
-            if self.frames_written == 0 and self.path:
-                try:
-                    os.unlink(self.path)
-                except OSError:
-                    pass
-                self.path = self.first_path = ""
-            else:
-                self.file_count = 1
+            self._finish_single_file()
         self._opened = False
 
 
