@@ -57,3 +57,27 @@ def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
             source.stop()
         sim.kill()
         sim.wait(10)
+
+
+@pytest.mark.parametrize("codec,color_mode,dtype,shape", [
+    ("bslz4", "rgb2", "uint8", (16, 24, 3)),
+    ("lz4", "mono", "float32", (16, 24)),
+    ("jpeg", "rgb1", "uint8", (16, 24, 3)),
+])
+def test_sim_command_publishes_what_it_is_asked_for(pv_name, codec, color_mode, dtype, shape):
+    sim = subprocess.Popen([sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv_name,
+                            "--size", "24x16", "--rate", "50", "--codec", codec, "--color-mode",
+                            color_mode, "--dtype", dtype, "--log-level", "WARNING"])
+    source = None
+    try:
+        source, collector = subscribe(pv_name, timeout=30)
+        assert collector.wait_for(lambda c: len(c.frames) >= 3)
+        frame = collector.frames[-1]
+        assert frame.payload.codec["name"] == codec
+        assert frame.array.shape == shape and frame.array.dtype == np.dtype(dtype)
+        assert frame.array.max() > 0  # the test pattern, not an empty frame
+    finally:
+        if source is not None:
+            source.stop()
+        sim.kill()
+        sim.wait(10)
