@@ -118,9 +118,12 @@ def compute_levels(img: np.ndarray, percentiles: Optional[Tuple[float, float]] =
 class DisplayWorker(threading.Thread):
     """Prepares frames for the screen, one at a time, as fast as they are painted.
 
-    ``deliver(display_frame)`` is called on this thread; the GUI stores it and
-    calls ``consumed()`` once it has painted it (or the worker moves on after
-    ``ready_timeout``, so a hidden window cannot stall the stream).
+    ``deliver(display_frame)`` is called on this thread. The GUI calls
+    ``accepted()`` once it has set the frame on its image (the worker then
+    prepares the next frame while the GUI paints) and ``consumed()`` once it
+    has painted it (the worker then hands the next one over; a frame is never
+    replaced before it was painted). After ``ready_timeout`` without news the
+    worker moves on, so a hidden window cannot stall the stream.
     """
 
     def __init__(self, slot: LatestFrameSlot, counters: Counters,
@@ -143,15 +146,21 @@ class DisplayWorker(threading.Thread):
         self.target_size: Tuple[int, int] = (1024, 1024)  # view size in screen pixels
         self.auto_levels = True
         self.level_percentiles: Optional[Tuple[float, float]] = None
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # the previous frame was painted
         self._ready.set()
+        self._accepted = threading.Event()  # the previous frame was taken by the GUI
+        self._accepted.set()
         self._halt = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
         self._next_slot = 0.0  # earliest time of the next delivery under --max-fps
 
     # -- control (any thread)
+    def accepted(self) -> None:
+        self._accepted.set()
+
     def consumed(self) -> None:
+        self._accepted.set()
         self._ready.set()
 
     def pause(self) -> None:
@@ -167,12 +176,13 @@ class DisplayWorker(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self._resume.set()
+        self._accepted.set()
         self._ready.set()
 
     # -- the loop
     def run(self) -> None:
         while not self._halt.is_set():
-            self._ready.wait(self.ready_timeout)
+            self._accepted.wait(self.ready_timeout)
             if not self._resume.is_set():  # paused: nothing is decoded
                 self._resume.wait(0.1)
                 continue
@@ -191,10 +201,12 @@ class DisplayWorker(threading.Thread):
                 if self.slot.closed:
                     break
                 continue
-            display = self.prepare(frame)
+            display = self.prepare(frame)  # overlaps the GUI painting the previous frame
             if display is None:
                 continue
+            self._ready.wait(self.ready_timeout)
             self._ready.clear()
+            self._accepted.clear()
             if period:
                 self._next_slot = slot + period
             try:
