@@ -31,7 +31,7 @@ class FrameCollector(FrameRouter):
             self.states.append(state)
             self._cond.notify_all()
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+    def wait_for(self, predicate, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate(self):
@@ -41,7 +41,7 @@ class FrameCollector(FrameRouter):
                 self._cond.wait(remaining)
             return True
 
-    def wait_uid(self, uid: int, timeout: float = 10.0) -> Optional[Frame]:
+    def wait_uid(self, uid: int, timeout: float = 30.0) -> Optional[Frame]:
         ok = self.wait_for(lambda c: any(f.uid == uid for f in c.frames), timeout)
         if not ok:
             return None

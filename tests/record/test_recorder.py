@@ -73,7 +73,9 @@ def test_slow_disk_drops_are_counted_exactly_and_memory_stays_bounded(tmp_path):
     frames = make_frames(20, shape=(32, 32))
     frame_bytes = frames[0].nbytes
     slow = BlockingProcess()
-    recorder = Recorder(tmp_path, buffer_bytes=3 * frame_bytes, process=slow).start()
+    # one writer thread: exact numbers (with several, each holds one more frame, see below)
+    recorder = Recorder(tmp_path, buffer_bytes=3 * frame_bytes, process=slow,
+                        writer_threads=1).start()
     router = router_with(recorder)
     router.on_frame(frames[0])
     assert slow.entered.wait(10)  # the writer holds frame 1; the queue is empty
@@ -93,7 +95,7 @@ def test_slow_disk_drops_are_counted_exactly_and_memory_stays_bounded(tmp_path):
 
 def test_tap_never_decodes(tmp_path):
     slow = BlockingProcess()
-    recorder = Recorder(tmp_path, process=slow).start()
+    recorder = Recorder(tmp_path, process=slow, writer_threads=1).start()  # no parallel decode
     router = router_with(recorder)
     array = np.arange(64, dtype=np.uint16).reshape(8, 8)
     first = lazy_frame(array, 1)
@@ -244,10 +246,11 @@ def feed_until_error(recorder, router, frames):
     recorder.stop()
 
 
+@pytest.mark.parametrize("threads", [1, 4])
 @pytest.mark.parametrize("check_space", [True, False], ids=["preflight", "real-ENOSPC"])
-def test_disk_full_tiff_sequence(small_tmpfs, check_space):
+def test_disk_full_tiff_sequence(small_tmpfs, check_space, threads):
     frames = make_frames(40, shape=(256, 256))  # 128 KiB each: 2 MiB fills after ~15
-    recorder = Recorder(small_tmpfs, check_space=check_space).start()
+    recorder = Recorder(small_tmpfs, check_space=check_space, writer_threads=threads).start()
     router = router_with(recorder)
     feed_until_error(recorder, router, frames)
     stats = recorder.stats()

@@ -3,7 +3,8 @@
 Public API::
 
     rec = Recorder(out_dir, fmt="tiff"|"tiff-stack"|"hdf5", prefix="frame",
-                   buffer_bytes=1 << 30, stack=False, compression=None, process=None)
+                   buffer_bytes=1 << 30, stack=False, compression=None, process=None,
+                   writer_threads=None)   # TIFF sequence: 3 threads by default
     rec.start()                 # RecordError if the directory/format is unusable
     router.add_tap(rec.tap)     # tap runs on the source thread: put only
     ...

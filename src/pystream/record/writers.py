@@ -22,8 +22,9 @@ import math
 import os
 import re
 import struct
+import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -169,6 +170,10 @@ class FrameWriter:
 
     extension = ""
     kind = ""
+    #: writer threads a Recorder uses by default / at most; a one-file writer is
+    #: single-threaded (frames are appended in order to one file)
+    default_threads = 1
+    max_threads = 1
 
     def __init__(self, out_dir: str, prefix: str = "frame", compression: Optional[str] = None,
                  check_space: bool = True):
@@ -222,16 +227,29 @@ class TiffSequenceWriter(FrameWriter):
 
     Numbering continues after the highest existing index, so a second
     recording with the same prefix never touches the first one's files.
+
+    A frame is written in two steps so several threads can share the work
+    (``Recorder`` runs ``default_threads`` of them on a sequence): ``reserve``
+    picks and exclusively creates the next name (cheap; the caller calls it
+    in frame order, one thread at a time), then ``write_reserved`` writes the
+    pixels and closes the file (the slow part; any number at once, the file
+    writes release the GIL). ``write`` does both.
     """
 
     extension = ".tiff"
     kind = "tiff"
+    #: writer threads a Recorder uses by default (files are independent)
+    default_threads = 3
+    max_threads = 8
 
     def __init__(self, out_dir: str, prefix: str = "frame", compression: Optional[str] = None,
                  check_space: bool = True):
         super().__init__(out_dir, prefix, compression, check_space)
         self._pattern = re.compile(re.escape(prefix) + r"_(\d+)\.tiff?")
         self.next_index = 1
+        self._lock = threading.Lock()  # counts and names shared by the writer threads
+        self._first_index = 0
+        self._last_index = 0
 
     def open(self) -> None:
         import tifffile  # noqa: F401  (fail at start, not at the first frame)
@@ -243,32 +261,42 @@ class TiffSequenceWriter(FrameWriter):
     def _name(self, index: int) -> str:
         return f"{self.prefix}_{index:0{INDEX_WIDTH}d}{self.extension}"
 
-    def _create(self):
-        """Exclusive create of the next free name (skips names taken meanwhile)."""
+    def reserve(self, nbytes: int) -> Tuple[int, str, Any]:
+        """Preflight, then exclusive create of the next free name: ``(index, path, fh)``.
+
+        Skips names taken meanwhile. Call in frame order, one thread at a time.
+        """
+        if not self._opened:
+            self.open()
+        self._preflight(nbytes)
         while True:
-            path = os.path.join(self.out_dir, self._name(self.next_index))
+            index = self.next_index
+            path = os.path.join(self.out_dir, self._name(index))
             self.next_index += 1
             try:
-                return path, open(path, "xb")
+                # buffered (a short write of a small header block raises instead of
+                # passing unnoticed); the pixels bypass the buffer (numpy tofile)
+                return index, path, open(path, "xb")
             except FileExistsError:
                 continue
             except OSError as exc:
                 raise RecordIOError(describe_os_error(exc, path), exc.errno) from exc
 
-    def write(self, array: np.ndarray, meta: Dict[str, Any]) -> None:
+    def write_reserved(self, slot: Tuple[int, str, Any], array: np.ndarray,
+                       meta: Dict[str, Any]) -> None:
+        """Write one frame into the file ``reserve`` created, and close it.
+
+        On any failure the file is removed: no half-written file looks like a frame.
+        """
         import tifffile
 
-        if not self._opened:
-            self.open()
-        self._preflight(array.nbytes)
-        path, fh = self._create()
+        index, path, fh = slot
         try:
             with fh:
                 tifffile.imwrite(fh, array, description=frame_description(meta), metadata=None,
                                  photometric=_photometric(array),
                                  compression=_tiff_compression(self.compression))
         except BaseException as exc:
-            # never leave a half-written file that looks like a frame
             try:
                 os.unlink(path)
             except OSError:
@@ -276,12 +304,28 @@ class TiffSequenceWriter(FrameWriter):
             if isinstance(exc, OSError):
                 raise RecordIOError(describe_os_error(exc, path), exc.errno) from exc
             raise
-        self.path = path
-        if not self.first_path:
-            self.first_path = path
-        self.file_count += 1
-        self.frames_written += 1
-        self.bytes_written += array.nbytes
+        with self._lock:
+            if index > self._last_index:
+                self._last_index, self.path = index, path
+            if not self._first_index or index < self._first_index:
+                self._first_index, self.first_path = index, path
+            self.file_count += 1
+            self.frames_written += 1
+            self.bytes_written += array.nbytes
+
+    def discard(self, slot: Tuple[int, str, Any]) -> None:
+        """Give back a reserved file that will not be written (it is removed)."""
+        _, path, fh = slot
+        try:
+            fh.close()
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def write(self, array: np.ndarray, meta: Dict[str, Any]) -> None:
+        self.write_reserved(self.reserve(array.nbytes), array, meta)
 
     def close(self) -> None:
         self._opened = False

@@ -112,6 +112,9 @@ class PvaSource(Source):
             if channel is None:
                 return
             self._halt.set()
+            if self._watcher is not None:  # no pvapy call on another thread while we stop
+                self._watcher.join(timeout=2 * self.poll_interval + 1.0)
+                self._watcher = None
             try:
                 if self._monitoring:
                     channel.stopMonitor()
