@@ -132,3 +132,10 @@ def test_levels_ignore_nan_and_never_collapse():
     assert compute_levels(img) == (1.0, 3.0)
     assert compute_levels(np.full((2, 2), 7, np.uint16)) == (7.0, 8.0)
     assert compute_levels(np.full((2, 2), np.nan, np.float32)) == (0.0, 1.0)
+
+
+def test_auto_levels_hold_still_for_small_changes_and_follow_big_ones():
+    worker = worker_with()
+    assert worker._steady((0.0, 1000.0)) == (0.0, 1000.0)
+    assert worker._steady((5.0, 995.0)) == (0.0, 1000.0)  # 0.5 %: no LUT rebuild
+    assert worker._steady((0.0, 1200.0)) == (0.0, 1200.0)  # 20 %: follows

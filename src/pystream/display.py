@@ -23,6 +23,8 @@ from .frame import Frame, FrameRejected
 
 log = logging.getLogger(__name__)
 
+LEVELS_TOLERANCE = 0.01  # auto levels move only when min or max moves by 1 % of the range
+
 # ImageItem draws these without conversion (float32, never float64)
 _FAST_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
@@ -118,12 +120,12 @@ def compute_levels(img: np.ndarray, percentiles: Optional[Tuple[float, float]] =
 class DisplayWorker(threading.Thread):
     """Prepares frames for the screen, one at a time, as fast as they are painted.
 
-    ``deliver(display_frame)`` is called on this thread. The GUI calls
-    ``accepted()`` once it has set the frame on its image (the worker then
-    prepares the next frame while the GUI paints) and ``consumed()`` once it
-    has painted it (the worker then hands the next one over; a frame is never
-    replaced before it was painted). After ``ready_timeout`` without news the
-    worker moves on, so a hidden window cannot stall the stream.
+    ``deliver(display_frame)`` is called on this thread; the GUI stores it and
+    calls ``consumed()`` once it has painted it (or the worker moves on after
+    ``ready_timeout``, so a hidden window cannot stall the stream). The next
+    frame is taken only then, so it is the newest one (preparing it while the
+    GUI paints was measured: +10 ms latency and one more full frame in memory
+    for no gain in frames shown).
     """
 
     def __init__(self, slot: LatestFrameSlot, counters: Counters,
@@ -148,19 +150,14 @@ class DisplayWorker(threading.Thread):
         self.level_percentiles: Optional[Tuple[float, float]] = None
         self._ready = threading.Event()  # the previous frame was painted
         self._ready.set()
-        self._accepted = threading.Event()  # the previous frame was taken by the GUI
-        self._accepted.set()
         self._halt = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
         self._next_slot = 0.0  # earliest time of the next delivery under --max-fps
+        self._levels: Optional[Tuple[float, float]] = None  # the last levels handed over
 
     # -- control (any thread)
-    def accepted(self) -> None:
-        self._accepted.set()
-
     def consumed(self) -> None:
-        self._accepted.set()
         self._ready.set()
 
     def pause(self) -> None:
@@ -176,13 +173,12 @@ class DisplayWorker(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self._resume.set()
-        self._accepted.set()
         self._ready.set()
 
     # -- the loop
     def run(self) -> None:
         while not self._halt.is_set():
-            self._accepted.wait(self.ready_timeout)
+            self._ready.wait(self.ready_timeout)
             if not self._resume.is_set():  # paused: nothing is decoded
                 self._resume.wait(0.1)
                 continue
@@ -201,12 +197,10 @@ class DisplayWorker(threading.Thread):
                 if self.slot.closed:
                     break
                 continue
-            display = self.prepare(frame)  # overlaps the GUI painting the previous frame
+            display = self.prepare(frame)
             if display is None:
                 continue
-            self._ready.wait(self.ready_timeout)
             self._ready.clear()
-            self._accepted.clear()
             if period:
                 self._next_slot = slot + period
             try:
@@ -214,6 +208,18 @@ class DisplayWorker(threading.Thread):
             except Exception:  # a broken consumer must not end the display thread
                 log.exception("display consumer failed")
                 self._ready.set()
+
+    def _steady(self, levels: Tuple[float, float]) -> Tuple[float, float]:
+        """Keep the previous levels while the new ones differ by less than
+        LEVELS_TOLERANCE of the range: the eye cannot tell, and every change
+        makes pyqtgraph rebuild its 65536-entry lookup table on the GUI thread."""
+        previous = self._levels
+        if previous is not None:
+            tolerance = LEVELS_TOLERANCE * (previous[1] - previous[0])
+            if abs(levels[0] - previous[0]) <= tolerance and abs(levels[1] - previous[1]) <= tolerance:
+                return previous
+        self._levels = levels
+        return levels
 
     def run_processors(self, arr: np.ndarray, meta: dict, uid: int):
         """Apply the processors in order. A pixel-wise step (one with a
@@ -264,7 +270,7 @@ class DisplayWorker(threading.Thread):
                 log.debug("analysis %s failed: %s", name, exc)
         bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
         image = to_display(arr, bin_)
-        levels = compute_levels(image, self.level_percentiles)
+        levels = self._steady(compute_levels(image, self.level_percentiles))
         return DisplayFrame(image=image, levels=levels, auto_levels=self.auto_levels, bin=bin_,
                             uid=frame.uid, t_source=decoded.t_source, raw=arr, frame=frame,
                             meta=meta, analysis=analysis)

@@ -180,9 +180,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_frame(self, display: DisplayFrame) -> None:
         self.current = display
         self.image_view.show_frame(display)
-        session = self.session
-        if session is not None and session.worker is not None:
-            session.worker.accepted()  # prepare the next frame while this one paints
         self.frameShown.emit(display)
 
     def _first_paint(self, display: DisplayFrame) -> None:
