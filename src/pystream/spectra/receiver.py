@@ -166,7 +166,8 @@ class SpectrumReceiver:
                     return
                 continue
             # let a batch build up: one wake-up and one numpy call per few ms instead of per
-            # message keeps the GIL free for the socket thread (the waterfall redraws at most 75 times a second anyway)
+            # message keeps the GIL free for the socket thread (the waterfall
+            # redraws at most 75 times a second anyway)
             time.sleep(self.batch_wait_s)
             batch = [first]
             while len(batch) < self.max_batch:
