@@ -74,14 +74,14 @@ def main() -> int:
     # 2. an image and a spectrum stream in one window
     args = build_viewer_parser().parse_args(["--zmq", f"tcp://127.0.0.1:{port}",
                                              "--freq-range", "14.36,87.83"])
-    spectra = attach_spectra(window, args, args.zmq)
+    stop_spectra = attach_spectra(window, args, args.zmq)
     wait_until(app, lambda: window.stats()["spectra"]["displayed"] >= 100)
     window.refresh_status()
     app.processEvents()
     window.grab().save(str(HERE / "pystream_spectra.png"))
     print("wrote", HERE / "pystream_spectra.png")
 
-    spectra.stop()
+    stop_spectra()
     window.disconnect_source()
     window.record_panel.shutdown()
     stop.set()

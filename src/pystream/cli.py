@@ -294,7 +294,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     window.platform_note = platform_note
     record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
-    spectra = attach_spectra(window, args, endpoint) if endpoint else None
+    stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
     window.show()
 
     # recording starts before the stream, so it has every frame from the first
@@ -329,8 +329,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     record_panel.shutdown()  # write what is queued, close the files
     if stats_writer is not None:
         stats_writer.stop()  # final numbers, before the streams are torn down
-    if spectra is not None:
-        spectra.stop()
+    if stop_spectra is not None:
+        stop_spectra()
     settings["colormap"] = window.colormap_combo.currentText()
     if demo_pv is None:
         settings_mod.save_settings(settings)
@@ -388,7 +388,7 @@ def attach_recorder(window, args: argparse.Namespace):
 
 
 def attach_spectra(window, args: argparse.Namespace, endpoint: str):
-    """A ZMQ spectrum stream shown below (or instead of) the image."""
+    """A ZMQ spectrum stream shown below (or instead of) the image; returns its stop()."""
     from .gui.spectrum_panel import SpectrumPanel
     from .spectra import SpectrumReceiver
 
@@ -401,12 +401,11 @@ def attach_spectra(window, args: argparse.Namespace, endpoint: str):
     window.add_view(panel, "spectra", stats=receiver.counters.snapshot)
     receiver.start()
 
-    class _Spectra:
-        def stop(self):
-            panel.stop()
-            receiver.stop()
+    def stop() -> None:
+        panel.stop()
+        receiver.stop()
 
-    return _Spectra()
+    return stop
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -218,10 +218,6 @@ class LatestFrameSlot:
             frame, self._frame = self._frame, None
             return frame
 
-    def peek(self) -> Any:
-        with self._cond:
-            return self._frame
-
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -272,16 +268,6 @@ class ByteBoundedQueue:
             self._bytes -= nbytes
             self._cond.notify_all()
             return item
-
-    def wait_empty(self, timeout: Optional[float] = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._items:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
 
     def close(self) -> None:
         """No more puts; getters drain what is left, then get None."""

@@ -37,7 +37,6 @@ class Decoded:
     attributes: dict = field(default_factory=dict)
     color: str = "mono"  # "mono" or "rgb" (array is (ny, nx, 3))
     notice: str = ""  # one-time information for the user, e.g. "Bayer shown raw"
-    uid: Optional[int] = None  # the producer's id, when only decoding reveals it
 
 
 class Frame:

@@ -12,6 +12,8 @@ from pystream.gui.image_tools import ImageTools
 from pystream.imagetools import Orientation
 from pystream.sources.pva import PvaSource
 
+from ..test_imagetools import numpy_oriented
+
 pytestmark = [pytest.mark.gui, pytest.mark.pva]
 
 ORIENTATIONS = [Orientation(fh, fv, tr, k) for k, tr, fh, fv in
@@ -37,16 +39,7 @@ def show(window, publisher, qtbot, image, **kw):
 
 def view_center_of(det_shape, o, x, y):
     """Where detector pixel (x, y) is in view coordinates, found with numpy alone."""
-    index = np.arange(det_shape[0] * det_shape[1]).reshape(det_shape)
-    out = index
-    for _ in range(o.quarter_turns):
-        out = np.flipud(out).T  # clockwise on screen
-    if o.transpose:
-        out = out.T
-    if o.flip_h:
-        out = np.fliplr(out)
-    if o.flip_v:
-        out = np.flipud(out)
+    out = numpy_oriented(np.arange(det_shape[0] * det_shape[1]).reshape(det_shape), o)
     vy, vx = np.argwhere(out == y * det_shape[1] + x)[0]
     return vx + 0.5, vy + 0.5
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
-from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+from pyqtgraph.Qt import QtCore, QtWidgets
 
 from ..display import DisplayFrame
 from ..session import StreamSession
@@ -251,9 +251,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.platform_note:
             text += f"  |  {self.platform_note}"
         self.status_label.setText(text)
-
-    def grab_image(self) -> QtGui.QImage:
-        return self.image_view.graphics.grab().toImage()
 
     def closeEvent(self, event) -> None:
         self.disconnect_source()

@@ -287,7 +287,7 @@ def decode_ntndarray(pv) -> Decoded:
     if arr.dtype == np.bool_:
         arr = arr.view(np.uint8)
     arr, color, notice = _to_display_layout(arr, dims, mode)
-    return Decoded(arr, t_source, attrs, color, notice, uid=snap.uid)
+    return Decoded(arr, t_source, attrs, color, notice)
 
 
 # ---------------------------------------------------------------- encode
