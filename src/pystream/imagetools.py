@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .display import compute_levels
 from .pipeline.processors import DarkSubtract, FlatField
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -46,10 +45,6 @@ class Orientation:
 
     def rotated(self) -> "Orientation":
         return replace(self, quarter_turns=(self.quarter_turns + 1) % 4)
-
-    @property
-    def is_identity(self) -> bool:
-        return self.affine((1, 1)) == (1, 0, 0, 1, 0, 0)
 
     def affine(self, det_shape: Sequence[int]) -> Tuple[int, int, int, int, int, int]:
         """``(a, b, c, d, tx, ty)``: ``vx = a*x + b*y + tx``, ``vy = c*x + d*y + ty``
@@ -263,11 +258,6 @@ def line_profile(arr: np.ndarray, start: Tuple[float, float], end: Tuple[float, 
     return LineProfile((x0, y0), (x1, y1), length, angle, t * length, values)
 
 
-def percentile_levels(img: np.ndarray, low: float, high: float) -> Tuple[float, float]:
-    """Display levels at the given percentiles (the worker's own computation)."""
-    return compute_levels(img, (low, high))
-
-
 class EveryNth:
     """True for the first call and then every ``n``-th one (auto contrast every N frames)."""
 
@@ -293,9 +283,6 @@ class EveryNth:
 
 
 # ---------------------------------------------------------------- files
-SAVE_FORMATS = (".npy", ".tif", ".tiff", ".png")
-
-
 def save_raw_frame(path: PathLike, arr: np.ndarray) -> Path:
     """``.npy`` or ``.tif[f]`` with the frame's own values and dtype."""
     path = Path(path)

@@ -29,7 +29,6 @@ class StreamSession:
                                         display_bin=display_bin, processors=processors,
                                         analyses=analyses)
         self._stats_sources: List[Callable[[], Dict[str, Any]]] = []
-        self.started = False
 
     def add_stats(self, provider: Callable[[], Dict[str, Any]]) -> None:
         """Merge another part's numbers (pipeline, recorder) into ``stats()``."""
@@ -54,7 +53,6 @@ class StreamSession:
             self.counters.set_state("error")
             self.counters.error(f"cannot start {self.source.describe()}: {exc}")
             log.error("cannot start %s: %s", self.source.describe(), exc)
-        self.started = True
 
     def stop(self) -> None:
         try:

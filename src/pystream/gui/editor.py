@@ -26,10 +26,6 @@ else:
 HAVE_QSCINTILLA = Qsci is not None
 
 
-def qscintilla_available() -> bool:
-    return HAVE_QSCINTILLA
-
-
 def _monospace_font() -> QtGui.QFont:
     font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
     font.setPointSize(max(font.pointSize(), 10))
@@ -102,11 +98,6 @@ class CodeEditor(QtWidgets.QWidget):
         else:
             self.text_edit.setPlainText(text)
             self.text_edit.document().setModified(False)
-
-    def is_modified(self) -> bool:
-        if self.uses_qscintilla:
-            return bool(self.text_edit.isModified())
-        return bool(self.text_edit.document().isModified())
 
     def _set_language(self, path: Path) -> None:
         if not self.uses_qscintilla:

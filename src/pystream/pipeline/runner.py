@@ -63,7 +63,6 @@ class _Step:
 @dataclass
 class _StepStats:
     ms_ema: Optional[float] = None
-    ms_last: Optional[float] = None
     calls: int = 0
     errors: int = 0
     last_error: str = ""
@@ -235,7 +234,6 @@ class Pipeline:
         with self._stats_lock:
             stats = self._stats.setdefault(name, _StepStats())
             stats.calls += 1
-            stats.ms_last = elapsed_ms
             stats.ms_ema = elapsed_ms if stats.ms_ema is None else (
                 stats.ms_ema + EMA_ALPHA * (elapsed_ms - stats.ms_ema))
         return out, new_meta

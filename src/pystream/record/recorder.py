@@ -132,7 +132,6 @@ class Recorder:
         self.state = "idle"
         self.error = ""
         self.rejected_by_reason: Dict[str, int] = {}
-        self.last_reject = ""
         self.offered = 0
         self.recorded = 0
         self.drops = 0
@@ -150,7 +149,6 @@ class Recorder:
         self._next_ticket = 0
         self._turn_ticket = 0
         self._t_first: Optional[float] = None
-        self._t_last: Optional[float] = None
         self._t_start: Optional[float] = None
         self._t_end: Optional[float] = None
         self.done = threading.Event()  # set when the writer thread has closed the files
@@ -227,10 +225,6 @@ class Recorder:
     @property
     def finished(self) -> bool:
         return self.done.is_set()
-
-    @property
-    def recording(self) -> bool:
-        return self.state in ("recording", "stopping")
 
     @property
     def target_reached(self) -> bool:
@@ -351,7 +345,7 @@ class Recorder:
             with self._lock:
                 self.rejected += 1
                 self.rejected_by_reason[exc.reason] = self.rejected_by_reason.get(exc.reason, 0) + 1
-                self.last_reject = f"{exc.reason}: {exc.message}"
+            log.warning("frame %s not recorded: %s: %s", frame.uid, exc.reason, exc.message)
             return
         except BaseException:
             with self._lock:
@@ -367,7 +361,6 @@ class Recorder:
             self.bytes_written += array.nbytes
             if self._t_first is None:
                 self._t_first = now
-            self._t_last = now
         self._rate.add(array.nbytes, now)
 
     def _discard_queued(self) -> None:

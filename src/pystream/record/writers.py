@@ -313,17 +313,6 @@ class TiffSequenceWriter(FrameWriter):
             self.frames_written += 1
             self.bytes_written += array.nbytes
 
-    def discard(self, slot: Tuple[int, str, Any]) -> None:
-        """Give back a reserved file that will not be written (it is removed)."""
-        _, path, fh = slot
-        try:
-            fh.close()
-        finally:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
     def write(self, array: np.ndarray, meta: Dict[str, Any]) -> None:
         self.write_reserved(self.reserve(array.nbytes), array, meta)
 
