@@ -81,3 +81,45 @@ def test_sim_command_publishes_what_it_is_asked_for(pv_name, codec, color_mode, 
             source.stop()
         sim.kill()
         sim.wait(10)
+
+
+_START_STOP_CHILD = r"""
+import sys, time
+from pystream.sources.pva import PvaSource
+
+class Sink:
+    frames = 0
+    def on_frame(self, frame): Sink.frames += 1
+    def on_state(self, state, message): pass
+    def on_reject(self, reason, message): pass
+
+for cycle in range(int(sys.argv[2])):
+    source = PvaSource(sys.argv[1])
+    before = Sink.frames
+    source.start(Sink())
+    deadline = time.monotonic() + 30
+    while Sink.frames < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert Sink.frames >= before + 3, f"cycle {cycle}: no frames"
+    time.sleep(0.05)
+    source.stop()  # while updates are still arriving as fast as they can
+    del source  # nothing of ours holds pvapy's subscriber any more
+print("frames", Sink.frames)
+"""
+
+
+def test_stopping_under_a_flood_of_updates_never_crashes(pv_name):
+    """pvapy drops its reference to the subscriber without the GIL on its
+    receive thread; stopping mid-update used to free it there (segfault).
+    Repeated start/stop against a flooding server, in a child process so a
+    crash is a failure and not the end of the test run."""
+    sim = subprocess.Popen([sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv_name,
+                            "--size", "256x256", "--rate", "0", "--no-counter", "--log-level", "WARNING"])
+    try:
+        child = subprocess.run([sys.executable, "-c", _START_STOP_CHILD, pv_name, "100"],
+                               capture_output=True, text=True, timeout=240)
+        assert child.returncode == 0, f"exit {child.returncode}: {child.stderr[-2000:]}"
+        assert int(child.stdout.split()[-1]) >= 300
+    finally:
+        sim.kill()
+        sim.wait(10)

@@ -17,6 +17,33 @@ from .ntndarray import decode_ntndarray, snapshot_ntndarray
 
 log = logging.getLogger(__name__)
 
+# Every subscriber ever handed to pvapy, never released (a few dozen bytes
+# each). pvapy 5.6 copies and drops its reference to the subscriber on the
+# receive thread without holding the GIL; if ``unsubscribe`` removed the
+# channel's reference meanwhile, that copy was the last one and the object
+# was freed without the GIL: a segfault on stop under a fast stream (seen
+# in ``Channel::callSubscribers``). With a reference kept here that never
+# changes hands, pvapy never holds the last one.
+_SUBSCRIBERS: list = []
+
+
+class _Relay:
+    """The callable pvapy holds: forwards to ``cell[0]`` until stop clears it.
+
+    The source is reached through a list cell, so clearing it after stop
+    frees the source without touching the relay (whose reference count
+    pvapy changes without the GIL)."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell: list):
+        self.cell = cell
+
+    def __call__(self, pv) -> None:
+        target = self.cell[0]
+        if target is not None:
+            target(pv)
+
 
 class PvaSource(Source):
     """Subscribe to one NTNDArray PV; survives the server going away and back."""
@@ -35,6 +62,7 @@ class PvaSource(Source):
         self._state_lock = threading.Lock()
         self._halt = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._relay_cell: list = [None]
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -96,7 +124,11 @@ class PvaSource(Source):
             channel = pva.Channel(self.name, pva.PVA)
             if self.queue_length:
                 channel.setMonitorMaxQueueLength(self.queue_length)
-            channel.subscribe("pystream", self._on_update)
+            self._relay_cell = [self._on_update]
+            relay = _Relay(self._relay_cell)
+            _SUBSCRIBERS.append(relay)  # before pvapy sees it: see _SUBSCRIBERS
+            channel.subscribe("pystream", relay)
+            del relay
             # startMonitor with an empty request asks for the whole structure
             channel.startMonitor("")
             self._channel = channel
@@ -122,6 +154,7 @@ class PvaSource(Source):
             except Exception as exc:  # stopping must never raise
                 log.debug("stopping monitor on %s: %s", self.name, exc)
             self._monitoring = False
+            self._relay_cell[0] = None  # an update still in flight goes nowhere
         sink, self.sink = self.sink, None
         if sink:
             sink.on_state("stopped", "")
