@@ -233,6 +233,15 @@ def _apply_gain(raw: np.ndarray, gain: np.ndarray, dark: Optional[np.ndarray]) -
     return out
 
 
+def _float32_copy(part: Any) -> np.ndarray:
+    """``part`` as a new float32 array. A decimated view (every n-th pixel) is
+    gathered into a contiguous block first: numpy converts a contiguous block
+    about twice as fast as it converts through a strided view."""
+    if isinstance(part, np.ndarray) and part.ndim and part.strides[-1] != part.itemsize:
+        part = np.ascontiguousarray(part)
+    return np.array(part, dtype=np.float32)
+
+
 def _slice_key(key: Any) -> Optional[tuple]:
     """A hashable form of a key made of slices only (the display's decimation)."""
     if isinstance(key, tuple) and all(isinstance(k, slice) for k in key):
@@ -332,10 +341,11 @@ class FlatField:
 
     def correct_part(self, part: Any, key: Any) -> np.ndarray:
         """``correct(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
-        out = np.asarray(part, dtype=np.float32)
+        out = _float32_copy(part)
         if self._dark32 is not None:
-            out = out - _reference_part(self._dark32, key, part, self._parts)
-        return np.multiply(out, _reference_part(self._gain, key, part, self._parts), dtype=np.float32)
+            out -= _reference_part(self._dark32, key, part, self._parts)
+        out *= _reference_part(self._gain, key, part, self._parts)
+        return out if out.ndim else out[()]  # one pixel: a scalar, as indexing gives
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self.flat is None:
@@ -371,9 +381,11 @@ class DarkSubtract:
 
     def correct_part(self, part: Any, key: Any) -> np.ndarray:
         """``apply(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
-        out = np.subtract(np.asarray(part, dtype=np.float32),
-                          _reference_part(self._dark32, key, part, self._parts), dtype=np.float32)
-        return np.maximum(out, 0, out=out) if self.clip_negative else out
+        out = _float32_copy(part)
+        out -= _reference_part(self._dark32, key, part, self._parts)
+        if self.clip_negative:
+            np.maximum(out, 0, out=out)
+        return out if out.ndim else out[()]  # one pixel: a scalar, as indexing gives
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self._dark32 is None:
