@@ -139,3 +139,59 @@ def test_auto_levels_hold_still_for_small_changes_and_follow_big_ones():
     assert worker._steady((0.0, 1000.0)) == (0.0, 1000.0)
     assert worker._steady((5.0, 995.0)) == (0.0, 1000.0)  # 0.5 %: no LUT rebuild
     assert worker._steady((0.0, 1200.0)) == (0.0, 1200.0)  # 20 %: follows
+
+
+def test_analyses_run_after_the_frame_is_handed_over_and_fill_it():
+    import threading
+
+    from pystream.frame import Frame
+
+    slot = LatestFrameSlot()
+    handed = []
+    release = threading.Event()  # analyses wait until the "GUI" has the frame
+    done = threading.Event()
+
+    def deliver(display):
+        handed.append((display, dict(display.analysis)))  # what the GUI saw at hand-over
+        release.set()
+
+    def roi_sum(arr, meta):
+        assert release.wait(5)  # would dead-lock if analyses ran before deliver
+        return float(np.asarray(arr)[1:3, 2:5].sum())
+
+    def broken(arr, meta):
+        raise RuntimeError("bad geometry")
+
+    asked = []
+
+    def schedule():
+        asked.append(True)
+        return len(asked) == 1  # levels applied on the first frame only
+
+    worker = DisplayWorker(slot, Counters(), deliver, analyses={"roi_sum": roi_sum, "broken": broken})
+    worker.auto_levels_schedule = schedule
+    image = np.arange(48, dtype=np.uint16).reshape(6, 8)
+    worker.start()
+    try:
+        slot.put(Frame.from_array(image, uid=1, source="t"))
+        display = None
+        for _ in range(500):
+            if handed and "broken" in handed[0][0].analysis:
+                display = handed[0][0]
+                break
+            done.wait(0.01)
+        assert display is not None
+        assert handed[0][1] == {}  # nothing measured yet when the frame was handed over
+        assert display.analysis["roi_sum"] == float(image[1:3, 2:5].sum())
+        assert isinstance(display.analysis["broken"], RuntimeError)
+        assert display.auto_levels is True
+        worker.consumed()
+        slot.put(Frame.from_array(image, uid=2, source="t"))
+        for _ in range(500):
+            if len(handed) == 2:
+                break
+            done.wait(0.01)
+        assert handed[1][0].auto_levels is False and len(asked) == 2
+    finally:
+        worker.stop()
+        worker.join(2)

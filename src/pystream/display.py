@@ -76,7 +76,8 @@ class DisplayFrame:
     raw: Any  # full-resolution processed frame (ndarray or PixelwiseDeferred), for tools in detector pixels
     frame: Frame = field(repr=False, default=None)
     meta: dict = field(default_factory=dict)
-    analysis: Dict[str, Any] = field(default_factory=dict)  # results of the worker's analyses
+    # the worker's analyses, filled while the frame is painted (read with list(...items()))
+    analysis: Dict[str, Any] = field(default_factory=dict)
 
 
 def auto_bin(shape: Tuple[int, ...], target: Tuple[int, int]) -> int:
@@ -126,6 +127,10 @@ class DisplayWorker(threading.Thread):
     frame is taken only then, so it is the newest one (preparing it while the
     GUI paints was measured: +10 ms latency and one more full frame in memory
     for no gain in frames shown).
+
+    The analyses (ROI statistics, profiles...) are not on the image's path:
+    they run on the delivered frame while the GUI paints it, and fill
+    ``display_frame.analysis`` a moment after it is shown.
     """
 
     def __init__(self, slot: LatestFrameSlot, counters: Counters,
@@ -147,6 +152,9 @@ class DisplayWorker(threading.Thread):
         self.ready_timeout = ready_timeout
         self.target_size: Tuple[int, int] = (1024, 1024)  # view size in screen pixels
         self.auto_levels = True
+        # if set, called once per frame instead of reading auto_levels: True =
+        # apply this frame's levels (auto contrast every N frames, or once)
+        self.auto_levels_schedule: Optional[Callable[[], bool]] = None
         self.level_percentiles: Optional[Tuple[float, float]] = None
         self._ready = threading.Event()  # the previous frame was painted
         self._ready.set()
@@ -208,6 +216,7 @@ class DisplayWorker(threading.Thread):
             except Exception:  # a broken consumer must not end the display thread
                 log.exception("display consumer failed")
                 self._ready.set()
+            self.analyse(display)  # while the GUI paints it
 
     def _steady(self, levels: Tuple[float, float]) -> Tuple[float, float]:
         """Keep the previous levels while the new ones differ by less than
@@ -261,16 +270,28 @@ class DisplayWorker(threading.Thread):
         if decoded.notice and self.counters.notice(decoded.notice):
             log.warning("%s", decoded.notice)
         arr, meta = self.run_processors(decoded.array, frame.metadata(), frame.uid)
-        analysis: Dict[str, Any] = {}
-        for name, analyse in list(self.analyses.items()):
-            try:
-                analysis[name] = analyse(arr, meta)
-            except Exception as exc:
-                analysis[name] = exc
-                log.debug("analysis %s failed: %s", name, exc)
         bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
         image = to_display(arr, bin_)
         levels = self._steady(compute_levels(image, self.level_percentiles))
-        return DisplayFrame(image=image, levels=levels, auto_levels=self.auto_levels, bin=bin_,
+        schedule = self.auto_levels_schedule
+        if schedule is None:
+            auto = self.auto_levels
+        else:
+            try:
+                auto = bool(schedule())
+            except Exception as exc:  # a broken schedule keeps the checkbox's choice
+                log.debug("auto levels schedule failed: %s", exc)
+                auto = self.auto_levels
+        return DisplayFrame(image=image, levels=levels, auto_levels=auto, bin=bin_,
                             uid=frame.uid, t_source=decoded.t_source, raw=arr, frame=frame,
-                            meta=meta, analysis=analysis)
+                            meta=meta)
+
+    def analyse(self, display: DisplayFrame) -> None:
+        """Run the analyses on the full-resolution frame, into ``display.analysis``
+        (an exception is stored as the result: the panel shows it)."""
+        for name, analyse in list(self.analyses.items()):
+            try:
+                display.analysis[name] = analyse(display.raw, display.meta)
+            except Exception as exc:
+                display.analysis[name] = exc
+                log.debug("analysis %s failed: %s", name, exc)

@@ -37,6 +37,12 @@ def show(window, publisher, qtbot, image, **kw):
     return window.current
 
 
+def analysed(qtbot, frame, name):
+    """The worker's result for ``frame`` (analyses run while it is painted)."""
+    qtbot.waitUntil(lambda: name in frame.analysis, timeout=10000)
+    return frame.analysis[name]
+
+
 def view_center_of(det_shape, o, x, y):
     """Where detector pixel (x, y) is in view coordinates, found with numpy alone."""
     out = numpy_oriented(np.arange(det_shape[0] * det_shape[1]).reshape(det_shape), o)
@@ -86,7 +92,7 @@ def test_crosshair_click_reports_detector_pixel_and_value_in_every_orientation(
         # the next frame's value comes from the worker's analysis for the same pixel
         shown = image + n + 1
         frame = show(window, publisher, qtbot, shown)
-        assert frame.analysis["crosshair"].value[0].value == shown[y, x]
+        assert analysed(qtbot, frame, "crosshair").value[0].value == shown[y, x]
         tools.refresh_panel()
         assert labels(tools) == (str(x), str(y), str(shown[y, x]))
     # a click outside the frame leaves the crosshair where it was
@@ -216,7 +222,7 @@ def test_roi_statistics_equal_numpy_under_orientation(window, tools, publisher, 
     tools.set_roi_rect((5, 3, 12, 9))
     frame = show(window, publisher, qtbot, image)
     region = image[3:12, 5:17].astype(np.float64)
-    s = frame.analysis["roi_stats"].value
+    s = analysed(qtbot, frame, "roi_stats").value
     assert (s.x, s.y, s.width, s.height) == (5, 3, 12, 9)
     assert (s.min, s.max, s.sum) == (region.min(), region.max(), region.sum())
     assert s.mean == pytest.approx(region.mean()) and s.std == pytest.approx(region.std())
@@ -238,7 +244,7 @@ def test_roi_statistics_equal_numpy_under_orientation(window, tools, publisher, 
     assert tools.roi_rect == (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
     frame = show(window, publisher, qtbot, image)
     region = image[min(ys):max(ys) + 1, min(xs):max(xs) + 1]
-    s = frame.analysis["roi_stats"].value
+    s = analysed(qtbot, frame, "roi_stats").value
     assert (s.min, s.max, s.mean) == (region.min(), region.max(), pytest.approx(region.mean()))
 
 

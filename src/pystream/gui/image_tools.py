@@ -28,7 +28,7 @@ from ..imagetools import (EveryNth, ImageCorrections, Orientation, Rect, image_i
 
 log = logging.getLogger(__name__)
 
-ANALYSES = ("crosshair", "image_info", "roi_stats", "line_profile", "auto_levels")
+ANALYSES = ("crosshair", "image_info", "roi_stats", "line_profile")
 
 
 class Measured(NamedTuple):
@@ -110,7 +110,9 @@ class ImageTools(QtCore.QObject):
         self.crosshair_pixel: Optional[Tuple[int, int]] = None
         self.roi_rect: Optional[Rect] = None  # detector coordinates
         self.line_points: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
-        self._stats_limit = {"image_info": _RateLimit(stats_rate), "roi_stats": _RateLimit(stats_rate)}
+        self._stats_limit = {"image_info": _RateLimit(stats_rate), "roi_stats": _RateLimit(stats_rate),
+                             # the plot is redrawn once per panel refresh: no more profiles than that
+                             "line_profile": _RateLimit(1000.0 / refresh_ms)}
         self._auto_schedule = EveryNth(auto_every)
         self._auto_on = window.auto_levels_box.isChecked()
         self._placing = False  # programmatic moves of ROI/line must not feed back
@@ -129,7 +131,6 @@ class ImageTools(QtCore.QObject):
         # corrections come before any pipeline step; analyses see the corrected frame
         window.processors.insert(0, self.corrections)
         window.analyses["image_info"] = self._analyse_info
-        window.analyses["auto_levels"] = self._analyse_auto_levels
         window.add_stats_provider(self._stats)
         window.frameShown.connect(self._on_frame)
         window.sessionChanged.connect(self._on_session)
@@ -320,6 +321,9 @@ class ImageTools(QtCore.QObject):
             w.processors.remove(self.corrections)
         for name in ANALYSES:
             w.analyses.pop(name, None)
+        if self._session is not None and self._session.worker is not None:
+            self._session.worker.auto_levels_schedule = None
+            self._session.worker.auto_levels = w.auto_levels_box.isChecked()
         w.frameShown.disconnect(self._on_frame)
         w.sessionChanged.disconnect(self._on_session)
         self.view.graphics.viewport().removeEventFilter(self._clicks)
@@ -348,19 +352,14 @@ class ImageTools(QtCore.QObject):
 
     def _analyse_line(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
         points = self.line_points
-        if points is None:
+        if points is None or not self._stats_limit["line_profile"].due():
             return None
         return Measured(meta.get("uid", -1), line_profile(arr, *points))
 
-    def _analyse_auto_levels(self, arr: np.ndarray, meta: dict) -> bool:
-        # decides, per frame, whether the worker's levels are applied (Auto
-        # levels every N frames, or once); read by the worker right after
-        session = self._session
-        worker = session.worker if session is not None else None
-        due = self._auto_schedule() if self._auto_on else self._auto_schedule.take_armed()
-        if worker is not None:
-            worker.auto_levels = due
-        return due
+    def _auto_levels_due(self) -> bool:
+        # the worker asks once per frame whether its levels are applied (Auto
+        # levels every N frames, or once)
+        return self._auto_schedule() if self._auto_on else self._auto_schedule.take_armed()
 
     # ================================================================ GUI: frames
     def _on_session(self, session) -> None:
@@ -368,24 +367,34 @@ class ImageTools(QtCore.QObject):
         if session is not None and session.worker is not None:
             session.worker.level_percentiles = self.percentiles()
             session.worker.display_bin = self.window.display_bin
+            session.worker.auto_levels_schedule = self._auto_levels_due
 
     def _on_frame(self, display: DisplayFrame) -> None:
+        # the worker analysed the previous frame while it was painted, and
+        # finished before it took this one: all its results are in
+        self._collect()
         self.latest = display
-        for name, result in display.analysis.items():
-            if isinstance(result, Measured):
-                self.results[name] = result
-            elif isinstance(result, Exception) and name in ANALYSES:
-                self.message_label.setText(f"{name} failed: {result}")
         shape = tuple(display.raw.shape[:2])
         if shape != self.det_shape:
             self.det_shape = shape
             self._apply_orientation(reset_view=False)
+
+    def _collect(self) -> None:
+        """Keep the worker's results for the shown frame (those ready so far)."""
+        if self.latest is None:
+            return
+        for name, result in list(self.latest.analysis.items()):  # the worker may be adding
+            if isinstance(result, Measured):
+                self.results[name] = result
+            elif isinstance(result, Exception) and name in ANALYSES:
+                self.message_label.setText(f"{name} failed: {result}")
 
     def refresh_panel(self) -> None:
         """Labels and plot from the latest results (timer, a few times a second)."""
         display = self.latest
         if display is None:
             return
+        self._collect()
         self._show_crosshair()
         info = self.results.get("image_info")
         if info is not None:
@@ -474,6 +483,7 @@ class ImageTools(QtCore.QObject):
         pixel, display = self.crosshair_pixel, self.latest
         if pixel is None or display is None:
             return None
+        self._collect()
         measured = self.results.get("crosshair")
         if measured is not None and measured.uid == display.uid and measured.value[0] is not None \
                 and (measured.value[0].x, measured.value[0].y) == pixel:
@@ -582,6 +592,7 @@ class ImageTools(QtCore.QObject):
     def set_line(self, start: Tuple[float, float], end: Tuple[float, float]) -> None:
         """Line from ``start`` to ``end``, detector coordinates."""
         self.line_points = (tuple(map(float, start)), tuple(map(float, end)))
+        self._stats_limit["line_profile"].touch()
         self._place_line()
 
     def _place_line(self) -> None:
@@ -605,6 +616,7 @@ class ImageTools(QtCore.QObject):
             p = self.line.mapToParent(handle.pos())
             points.append(self.orientation.view_to_det(p.x(), p.y(), self.det_shape))
         self.line_points = (points[0], points[1])
+        self._stats_limit["line_profile"].touch()
 
     # ================================================================ contrast and binning
     def percentiles(self) -> Optional[Tuple[float, float]]:
