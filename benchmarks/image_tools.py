@@ -17,7 +17,8 @@ configuration decimates alike (auto binning depends on the view size, which
 the side-panel dock changes).
 
 Run: ``python benchmarks/image_tools.py [--size 2048] [--seconds 10] [--rounds 2]``
-Prints one JSON line per measurement and a summary with the ratio on/off.
+Prints one JSON line per measurement (displayed and received fps, the
+viewer's CPU, CPU time per displayed frame) and a summary with the ratio on/off.
 """
 from __future__ import annotations
 
@@ -89,14 +90,19 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
             raise SystemExit("flat field never applied")
     wait(app, 2.0)  # settle
     before = window.stats()
+    cpu0 = time.process_time()  # every thread of this process: receive, worker, GUI
     t0 = time.monotonic()
     wait(app, seconds)
     after = window.stats()
     elapsed = time.monotonic() - t0
+    cpu = time.process_time() - cpu0
+    displayed = after["displayed"] - before["displayed"]
     result = {
         "config": config,
-        "displayed_fps": round((after["displayed"] - before["displayed"]) / elapsed, 2),
+        "displayed_fps": round(displayed / elapsed, 2),
         "received_fps": round((after["received"] - before["received"]) / elapsed, 2),
+        "cpu_percent": round(100 * cpu / elapsed),  # 100 = one core
+        "cpu_ms_per_displayed": round(1000 * cpu / max(1, displayed), 2),
         "latency_ms_p50": after.get("latency_ms_p50"),
         "bin": window.current.bin,
         "image_dtype": str(window.current.image.dtype),
