@@ -233,13 +233,25 @@ def _apply_gain(raw: np.ndarray, gain: np.ndarray, dark: Optional[np.ndarray]) -
     return out
 
 
-def _float32_copy(part: Any) -> np.ndarray:
-    """``part`` as a new float32 array. A decimated view (every n-th pixel) is
-    gathered into a contiguous block first: numpy converts a contiguous block
-    about twice as fast as it converts through a strided view."""
+def _correct_part(part: Any, key: Any, cache: dict, dark: Optional[np.ndarray],
+                  gain: Optional[np.ndarray] = None, clip_negative: bool = False) -> Any:
+    """``(part - dark[key]) * gain[key]`` as float32, for ``part = frame[key]``
+    (the shared body of FlatField and DarkSubtract ``correct_part``).
+
+    A decimated view (every n-th pixel) is gathered into a contiguous block
+    first: numpy converts a contiguous block about twice as fast as it
+    converts through a strided view. One pixel gives a scalar, as indexing does.
+    """
     if isinstance(part, np.ndarray) and part.ndim and part.strides[-1] != part.itemsize:
         part = np.ascontiguousarray(part)
-    return np.array(part, dtype=np.float32)
+    out = np.array(part, dtype=np.float32)
+    if dark is not None:
+        out -= _reference_part(dark, key, part, cache)
+    if clip_negative:
+        np.maximum(out, 0, out=out)
+    if gain is not None:
+        out *= _reference_part(gain, key, part, cache)
+    return out if out.ndim else out[()]
 
 
 def _slice_key(key: Any) -> Optional[tuple]:
@@ -341,11 +353,7 @@ class FlatField:
 
     def correct_part(self, part: Any, key: Any) -> np.ndarray:
         """``correct(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
-        out = _float32_copy(part)
-        if self._dark32 is not None:
-            out -= _reference_part(self._dark32, key, part, self._parts)
-        out *= _reference_part(self._gain, key, part, self._parts)
-        return out if out.ndim else out[()]  # one pixel: a scalar, as indexing gives
+        return _correct_part(part, key, self._parts, self._dark32, self._gain)
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self.flat is None:
@@ -381,11 +389,7 @@ class DarkSubtract:
 
     def correct_part(self, part: Any, key: Any) -> np.ndarray:
         """``apply(raw)[key]`` computed from ``part = raw[key]`` alone (float32)."""
-        out = _float32_copy(part)
-        out -= _reference_part(self._dark32, key, part, self._parts)
-        if self.clip_negative:
-            np.maximum(out, 0, out=out)
-        return out if out.ndim else out[()]  # one pixel: a scalar, as indexing gives
+        return _correct_part(part, key, self._parts, self._dark32, clip_negative=self.clip_negative)
 
     def apply(self, img: np.ndarray, meta: Optional[dict] = None) -> np.ndarray:
         if self._dark32 is None:
