@@ -59,6 +59,33 @@ def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
         sim.wait(10)
 
 
+def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
+    """pvapy sometimes reconnects the channel but never calls back again
+    (about 1 server restart in 20). The source restarts such a monitor; here
+    the monitor is stopped while the server is away to make it silent."""
+    sim = _start_sim(pv_name)
+    source = None
+    try:
+        source, collector = subscribe(pv_name, timeout=30)
+        source.resume_grace = 0.5
+        assert collector.wait_for(lambda c: len(c.frames) >= 5)
+        sim.terminate()
+        sim.wait(10)
+        assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
+        source._channel.stopMonitor()  # the state pvapy's race leaves behind
+        n_before = len(collector.frames)
+
+        sim = _start_sim(pv_name)
+        assert collector.wait_for(lambda c: c.states[-1] == "connected", timeout=30)
+        assert collector.wait_for(lambda c: len(c.frames) >= n_before + 5, timeout=30)
+        assert caplog.text.count("restarting the monitor") == 1  # once: it resumed
+    finally:
+        if source is not None:
+            source.stop()
+        sim.kill()
+        sim.wait(10)
+
+
 @pytest.mark.parametrize("codec,color_mode,dtype,shape", [
     ("bslz4", "rgb2", "uint8", (16, 24, 3)),
     ("lz4", "mono", "float32", (16, 24)),

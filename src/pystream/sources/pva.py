@@ -63,6 +63,9 @@ class PvaSource(Source):
         self._halt = threading.Event()
         self._watcher: threading.Thread | None = None
         self._relay_cell: list = [None]
+        self._updates = 0  # monitor updates seen, to tell a monitor that resumed from one that did not
+        self._resume_check: tuple | None = None  # (updates at reconnect, since, grace) while waiting
+        self.resume_grace = 2.0  # seconds a reconnected monitor may stay silent before it is restarted
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -74,6 +77,7 @@ class PvaSource(Source):
             return
         if not self.connected.is_set():  # a frame proves the connection before the poll does
             self._on_connection(True)
+        self._updates += 1
         try:
             snap = snapshot_ntndarray(pv)
         except Exception as exc:  # a structure that is not an NTNDArray
@@ -92,7 +96,31 @@ class PvaSource(Source):
             except Exception:
                 now = False
             self._on_connection(now)
+            if now and self._resume_check is not None:
+                self._check_monitor_resumed(channel)
             halt.wait(self.poll_interval)
+
+    def _check_monitor_resumed(self, channel) -> None:
+        """Restart a monitor that stays silent after a reconnect.
+
+        A pvAccess server sends the current value as soon as a monitor
+        reconnects, so silence means the client missed re-creating it: pvapy
+        5.6 sometimes (about 1 restart of the server in 20 here) reports the
+        channel connected and then never calls back again (also reported as
+        pvaPy issue 79). Stopping and starting the monitor brings it back."""
+        updates_then, since, grace = self._resume_check
+        if self._updates != updates_then:
+            self._resume_check = None
+            return
+        if time.monotonic() - since < grace:
+            return
+        log.warning("%s: connected again but no update for %.0f s; restarting the monitor", self.name, grace)
+        try:
+            channel.stopMonitor()
+            channel.startMonitor("")
+        except Exception as exc:
+            log.warning("%s: restarting the monitor failed: %s", self.name, exc)
+        self._resume_check = (self._updates, time.monotonic(), min(2 * grace, 30.0))
 
     def _on_connection(self, is_connected: bool) -> None:
         """Report a change of connection state (called repeatedly; acts on changes)."""
@@ -104,6 +132,8 @@ class PvaSource(Source):
     def _report_connection(self, is_connected: bool) -> None:
         sink = self.sink
         if is_connected:
+            if self._ever_connected:  # a reconnect: watch that the monitor resumes
+                self._resume_check = (self._updates, time.monotonic(), self.resume_grace)
             self._ever_connected = True
             self.connected.set()
             log.info("connected to %s", self.name)
