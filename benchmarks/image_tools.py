@@ -18,7 +18,8 @@ the side-panel dock changes).
 
 Run: ``python benchmarks/image_tools.py [--size 2048] [--seconds 10] [--rounds 2]``
 Prints one JSON line per measurement (displayed and received fps, the
-viewer's CPU, CPU time per displayed frame) and a summary with the ratio on/off.
+viewer's CPU, CPU time per displayed frame, CPU per thread: GUI, display
+worker, pvAccess receive, other) and a summary with the ratio on/off.
 """
 from __future__ import annotations
 
@@ -48,13 +49,56 @@ def start_publisher(pv: str, size: int, rate: float = 0.0) -> subprocess.Popen:
 
 
 def wait(app, seconds: float, until=None) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        if until is not None and until():
+    """Run Qt's real event loop for ``seconds`` (or until ``until()``), as the
+    application does: a loop of processEvents() and sleeps would spend CPU
+    and hold the GIL on polling that the viewer never does."""
+    from pyqtgraph.Qt import QtCore
+
+    loop = QtCore.QEventLoop()
+    done = [until is None]
+    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
+    poll = None
+    if until is not None:
+        def check():
+            if until():
+                done[0] = True
+                loop.quit()
+        poll = QtCore.QTimer()
+        poll.timeout.connect(check)
+        poll.start(20)
+        if until():
             return True
-        time.sleep(0.001)
-    return until is None
+    loop.exec_()
+    if poll is not None:
+        poll.stop()
+    return done[0]
+
+
+def thread_cpu() -> dict:
+    """CPU seconds so far of each thread of this process, by tid, with its name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                raw = fh.read()
+        except OSError:  # the thread ended
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        out[int(tid)] = (raw[raw.index("(") + 1:raw.rindex(")")], (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_by_role(before: dict, after: dict, worker_tid, elapsed: float) -> dict:
+    """Percent of a core per role: the GUI (main) thread, the display worker,
+    pvAccess's receive thread, everything else."""
+    roles = {"gui": 0.0, "worker": 0.0, "receive": 0.0, "other": 0.0}
+    for tid, (name, cpu) in after.items():
+        used = cpu - before.get(tid, (name, 0.0))[1]
+        role = ("gui" if tid == os.getpid() else "worker" if tid == worker_tid
+                else "receive" if name.startswith("TCP-rx") else "other")
+        roles[role] += used
+    return {role: round(100 * used / elapsed) for role, used in roles.items()}
 
 
 def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict:
@@ -90,12 +134,14 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
             raise SystemExit("flat field never applied")
     wait(app, 2.0)  # settle
     before = window.stats()
+    threads0 = thread_cpu()
     cpu0 = time.process_time()  # every thread of this process: receive, worker, GUI
     t0 = time.monotonic()
     wait(app, seconds)
     after = window.stats()
     elapsed = time.monotonic() - t0
     cpu = time.process_time() - cpu0
+    by_role = cpu_by_role(threads0, thread_cpu(), window.session.worker.native_id, elapsed)
     displayed = after["displayed"] - before["displayed"]
     result = {
         "config": config,
@@ -103,6 +149,7 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
         "received_fps": round((after["received"] - before["received"]) / elapsed, 2),
         "cpu_percent": round(100 * cpu / elapsed),  # 100 = one core
         "cpu_ms_per_displayed": round(1000 * cpu / max(1, displayed), 2),
+        "cpu_percent_by_thread": by_role,
         "latency_ms_p50": after.get("latency_ms_p50"),
         "bin": window.current.bin,
         "image_dtype": str(window.current.image.dtype),
@@ -152,7 +199,12 @@ def main() -> int:
         publisher.wait(10)
     fps = {c: statistics.median(r["displayed_fps"] for r in results if r["config"] == c)
            for c in args.configs.split(",")}
-    summary = {"size": args.size, "rate": args.rate or "flood", "median_displayed_fps": fps}
+    summary = {"size": args.size, "rate": args.rate or "flood", "median_displayed_fps": fps,
+               "median_cpu_percent_by_thread": {
+                   c: {role: statistics.median(r["cpu_percent_by_thread"][role]
+                                               for r in results if r["config"] == c)
+                       for role in ("gui", "worker", "receive", "other")}
+                   for c in args.configs.split(",")}}
     if "off" in fps and "on" in fps and fps["off"] > 0:
         summary["on_over_off"] = round(fps["on"] / fps["off"], 3)
         summary["loss_percent"] = round(100 * (1 - fps["on"] / fps["off"]), 1)

@@ -1,7 +1,7 @@
 """pystream against a bare pvapy monitor, on a simulated NTNDArray detector.
 
     python benchmarks/pva_display.py [--seconds 10] [--sizes 512,1024,2048]
-                                     [--rates 0,100] [--soak 300]
+                                     [--rates 0,100] [--rounds 1] [--soak 300]
 
 For every (size, rate), one after the other (never two consumers at once: on
 a 2-core machine they would split the CPU):
@@ -20,6 +20,11 @@ window / wall time (100 % = one core). Peak RSS is the kernel's ``ru_maxrss``
 of the child (``os.wait4``), i.e. over the whole life of the process.
 "Other load" is the machine's busy CPU in the window minus what the
 benchmark's own processes used: other users of this shared machine.
+
+``--rounds N`` repeats every (size, rate) N times, rounds outermost, and
+adds a table of medians: recv / bare is taken within each round (the bare
+monitor and pystream a minute apart), then the median of those ratios, so a
+slow spell of this shared machine moves both sides of one ratio.
 
 ``--soak N`` adds one pystream phase of N seconds at 2048² (100 Hz unless
 ``--soak-rate``), with RSS sampled every 5 s; growth is the mean RSS of the
@@ -531,6 +536,38 @@ def markdown(rows: list[dict[str, Any]], soak: dict[str, Any] | None) -> str:
     return "\n".join(line for line in out if line is not None)
 
 
+def _median(values: list) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def medians(rows: list[dict[str, Any]]) -> str:
+    """Per (size, rate) over the rounds: median of the per-round ratios and values."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["size"], r["rate"]), []).append(r)
+    out = ["| size | publisher | rounds | bare recv fps | pystream recv fps | recv / bare (min-max) "
+           "| displayed fps | latency p50 ms | pystream CPU % | pystream peak RSS MB |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for (size, rate), group in groups.items():
+        bare = [g.get("bare", {}) for g in group]
+        ps = [g.get("pystream", {}) for g in group]
+        ratios = [p["recv_fps"] / b["recv_fps"] for b, p in zip(bare, ps)
+                  if b.get("recv_fps") and p.get("recv_fps") is not None]
+        col = lambda rows_, key: _median([x.get(key) for x in rows_])  # noqa: E731
+        ratio = _median(ratios)
+        spread = f" ({100 * min(ratios):.0f}-{100 * max(ratios):.0f})" if len(ratios) > 1 else ""
+        out.append(
+            f"| {size}² | {rate_label(rate)} | {len(group)} | {fmt(col(bare, 'recv_fps'))} "
+            f"| {fmt(col(ps, 'recv_fps'))} | {fmt(ratio and 100 * ratio, '{:.0f} %')}{spread} "
+            f"| {fmt(col(ps, 'display_fps'))} | {fmt(col(ps, 'latency_ms_p50'), '{:.1f}')} "
+            f"| {fmt(col(ps, 'cpu_pct'))} | {fmt(col(ps, 'peak_rss_mb'))} |")
+    return "\n".join(out)
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:
@@ -565,6 +602,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="skipped after the first frame (default 2)")
     parser.add_argument("--sizes", default="512,1024,2048", help="square image sizes (default 512,1024,2048)")
     parser.add_argument("--rates", default="0,100", help="publisher rates in Hz, 0 = flood (default 0,100)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every (size, rate) this many times and add a table of medians (default 1)")
     parser.add_argument("--soak", type=float, default=0.0, help="also run a soak of N seconds (default: none)")
     parser.add_argument("--soak-rate", type=float, default=100.0, help="publisher rate of the soak (default 100)")
     parser.add_argument("--soak-size", type=int, default=2048, help="image size of the soak (default 2048)")
@@ -602,11 +641,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="pva_display-") as workdir:
         try:
             if not args.soak_only:
-                for size in sizes:
-                    for rate in rates:
-                        result["rows"].append(run_phase(size, rate, args.seconds, args.warmup,
-                                                        workdir, sampler, tag))
-                        _save(out, result)
+                for round_ in range(1, args.rounds + 1):
+                    for size in sizes:
+                        for rate in rates:
+                            row = run_phase(size, rate, args.seconds, args.warmup, workdir, sampler,
+                                            f"{tag}:{round_}")
+                            row["round"] = round_
+                            result["rows"].append(row)
+                            _save(out, result)
             if args.soak:
                 result["soak"] = run_soak(args.soak, args.soak_rate, args.soak_size, args.warmup,
                                           workdir, sampler, tag)
@@ -614,6 +656,8 @@ def main(argv=None) -> int:
             sampler.stop()
             result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
             result["table"] = markdown(result["rows"], result["soak"])
+            if args.rounds > 1 and result["rows"]:
+                result["table"] += "\n\nMedians over the rounds:\n\n" + medians(result["rows"])
             _save(out, result)
     print(f"\n`{result['command']}` on {result['machine']['nproc']} x {result['machine']['cpu_model']}, "
           f"{result['started']} .. {result['finished']}\n")
