@@ -28,10 +28,12 @@ class StatsFileWriter(threading.Thread):
         self.interval = interval
         self._halt = threading.Event()
         self._warned = False
+        self._lock = threading.Lock()  # one writer at a time: they share the temporary file
 
     def write_now(self) -> None:
         try:
-            write_json_atomic(self.path, self.snapshot())
+            with self._lock:
+                write_json_atomic(self.path, self.snapshot())
         except Exception as exc:  # a bad path must not take the viewer down
             if not self._warned:
                 log.error("cannot write stats to %s: %s", self.path, exc)
@@ -42,6 +44,12 @@ class StatsFileWriter(threading.Thread):
             self.write_now()
 
     def stop(self) -> None:
-        """Stop and write the final numbers."""
+        """Stop and write the final numbers.
+
+        The thread is joined first: a periodic write that started just before
+        must not land after the final one (it could describe the viewer
+        already torn down)."""
         self._halt.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
         self.write_now()
