@@ -33,14 +33,24 @@ def _start_sim(pv_name):
                              "--size", "32x16", "--rate", "20", "--log-level", "WARNING"])
 
 
+def _stop_sim(sim):
+    """The IOC goes away: asked to stop, killed if it does not within 15 s
+    (a loaded machine can make pvapy's server shutdown slow)."""
+    sim.terminate()
+    try:
+        sim.wait(15)
+    except subprocess.TimeoutExpired:
+        sim.kill()
+        sim.wait(10)
+
+
 def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
     sim = _start_sim(pv_name)
     source = None
     try:
         source, collector = subscribe(pv_name, timeout=30)
         assert collector.wait_for(lambda c: len(c.frames) >= 40)  # uid ~40 before the restart
-        sim.terminate()  # the IOC goes away
-        sim.wait(10)
+        _stop_sim(sim)  # the IOC goes away
         assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
         assert collector.counters.snapshot()["state"] == "disconnected"
         n_before = len(collector.frames)
@@ -69,8 +79,7 @@ def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
         source, collector = subscribe(pv_name, timeout=30)
         source.resume_grace = 0.5
         assert collector.wait_for(lambda c: len(c.frames) >= 5)
-        sim.terminate()
-        sim.wait(10)
+        _stop_sim(sim)
         assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
         source._channel.stopMonitor()  # the state pvapy's race leaves behind
         n_before = len(collector.frames)
