@@ -5,7 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from ..pva_helpers import subscribe
+from pystream.sources.pva import PvaSource
+
+from ..pva_helpers import FrameCollector, subscribe
 
 pytestmark = pytest.mark.pva
 
@@ -93,6 +95,27 @@ def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
             source.stop()
         sim.kill()
         sim.wait(10)
+
+
+def test_a_monitor_silent_at_the_first_connect_is_restarted(pv_name, caplog):
+    """The same pvapy race can leave the first connection silent: the
+    monitor is stopped before the server exists, to make it so."""
+    collector = FrameCollector()
+    source = PvaSource(pv_name)
+    source.resume_grace = 0.5
+    sim = None
+    try:
+        source.start(collector)
+        source._channel.stopMonitor()  # the state pvapy's race leaves behind
+        sim = _start_sim(pv_name)
+        assert source.connected.wait(30)
+        assert collector.wait_for(lambda c: len(c.frames) >= 5, timeout=30)
+        assert caplog.text.count("restarting the monitor") == 1
+    finally:
+        source.stop()
+        if sim is not None:
+            sim.kill()
+            sim.wait(10)
 
 
 @pytest.mark.parametrize("codec,color_mode,dtype,shape", [

@@ -64,8 +64,8 @@ class PvaSource(Source):
         self._watcher: threading.Thread | None = None
         self._relay_cell: list = [None]
         self._updates = 0  # monitor updates seen, to tell a monitor that resumed from one that did not
-        self._resume_check: tuple | None = None  # (updates at reconnect, since, grace) while waiting
-        self.resume_grace = 2.0  # seconds a reconnected monitor may stay silent before it is restarted
+        self._resume_check: tuple | None = None  # (updates at connect, since, grace) while waiting
+        self.resume_grace = 2.0  # seconds a connected monitor may stay silent before it is restarted
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -101,20 +101,20 @@ class PvaSource(Source):
             halt.wait(self.poll_interval)
 
     def _check_monitor_resumed(self, channel) -> None:
-        """Restart a monitor that stays silent after a reconnect.
+        """Restart a monitor that stays silent after the channel connects.
 
         A pvAccess server sends the current value as soon as a monitor
-        reconnects, so silence means the client missed re-creating it: pvapy
-        5.6 sometimes (about 1 restart of the server in 20 here) reports the
-        channel connected and then never calls back again (also reported as
-        pvaPy issue 79). Stopping and starting the monitor brings it back."""
+        connects, so silence means the client missed creating it: pvapy 5.6
+        sometimes (about 1 restart of the server in 20 here) reports the
+        channel connected and then never calls back (also reported as pvaPy
+        issue 79). Stopping and starting the monitor brings it back."""
         updates_then, since, grace = self._resume_check
         if self._updates != updates_then:
             self._resume_check = None
             return
         if time.monotonic() - since < grace:
             return
-        log.warning("%s: connected again but no update for %.0f s; restarting the monitor", self.name, grace)
+        log.warning("%s: connected but no update for %.0f s; restarting the monitor", self.name, grace)
         try:
             channel.stopMonitor()
             channel.startMonitor("")
@@ -132,8 +132,8 @@ class PvaSource(Source):
     def _report_connection(self, is_connected: bool) -> None:
         sink = self.sink
         if is_connected:
-            if self._ever_connected:  # a reconnect: watch that the monitor resumes
-                self._resume_check = (self._updates, time.monotonic(), self.resume_grace)
+            # the server sends the current value at once: watch that it comes
+            self._resume_check = (self._updates, time.monotonic(), self.resume_grace)
             self._ever_connected = True
             self.connected.set()
             log.info("connected to %s", self.name)
