@@ -46,20 +46,33 @@ def _stop_sim(sim):
         sim.wait(10)
 
 
+def _restart_server(sims, pv_name, collector, while_away=lambda: None):
+    """The IOC (the last of ``sims``) goes away and comes back, counting from 1;
+    returns once the collector has 5 frames from the new one. The new process
+    is appended to ``sims`` at once, so the caller's cleanup stops it."""
+    _stop_sim(sims[-1])
+    assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
+    assert collector.counters.snapshot()["state"] == "disconnected"
+    while_away()
+    n_before = len(collector.frames)
+    sims.append(_start_sim(pv_name))
+    assert collector.wait_for(lambda c: c.states[-1] == "connected", timeout=30)
+    assert collector.wait_for(lambda c: len(c.frames) >= n_before + 5, timeout=30)
+
+
+def _kill_all(sims):
+    for sim in sims:
+        sim.kill()
+        sim.wait(10)
+
+
 def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
-    sim = _start_sim(pv_name)
+    sims = [_start_sim(pv_name)]
     source = None
     try:
         source, collector = subscribe(pv_name, timeout=30)
         assert collector.wait_for(lambda c: len(c.frames) >= 40)  # uid ~40 before the restart
-        _stop_sim(sim)  # the IOC goes away
-        assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
-        assert collector.counters.snapshot()["state"] == "disconnected"
-        n_before = len(collector.frames)
-
-        sim = _start_sim(pv_name)  # ... and comes back, counting from 1
-        assert collector.wait_for(lambda c: c.states[-1] == "connected", timeout=30)
-        assert collector.wait_for(lambda c: len(c.frames) >= n_before + 5, timeout=30)
+        _restart_server(sims, pv_name, collector)
         snap = collector.counters.snapshot()
         assert snap["restarts"] == 1  # a restart, not 4 billion drops
         assert snap["dropped_upstream"] == 0  # nothing is lost while connected at 20 Hz
@@ -67,34 +80,26 @@ def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
     finally:
         if source is not None:
             source.stop()
-        sim.kill()
-        sim.wait(10)
+        _kill_all(sims)
 
 
 def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
     """pvapy sometimes reconnects the channel but never calls back again
     (about 1 server restart in 20). The source restarts such a monitor; here
     the monitor is stopped while the server is away to make it silent."""
-    sim = _start_sim(pv_name)
+    sims = [_start_sim(pv_name)]
     source = None
     try:
         source, collector = subscribe(pv_name, timeout=30)
         source.resume_grace = 0.5
         assert collector.wait_for(lambda c: len(c.frames) >= 5)
-        _stop_sim(sim)
-        assert collector.wait_for(lambda c: "disconnected" in c.states, timeout=30)
-        source._channel.stopMonitor()  # the state pvapy's race leaves behind
-        n_before = len(collector.frames)
-
-        sim = _start_sim(pv_name)
-        assert collector.wait_for(lambda c: c.states[-1] == "connected", timeout=30)
-        assert collector.wait_for(lambda c: len(c.frames) >= n_before + 5, timeout=30)
+        # stopping the monitor leaves the state pvapy's race leaves behind
+        _restart_server(sims, pv_name, collector, while_away=source._channel.stopMonitor)
         assert caplog.text.count("restarting the monitor") == 1  # once: it resumed
     finally:
         if source is not None:
             source.stop()
-        sim.kill()
-        sim.wait(10)
+        _kill_all(sims)
 
 
 def test_a_monitor_silent_at_the_first_connect_is_restarted(pv_name, caplog):
