@@ -52,7 +52,9 @@ def test_last_pv_is_remembered_and_explicit_pv_wins(home):
     assert settings["last_pv"] == "TEST:A:Image"
     # no --pv: auto-connects to the saved one
     assert run_pystream(["--exit-after", "1", "--stats-json", str(stats)], home).returncode == 0
-    assert json.loads(stats.read_text())["source"] == "pva://TEST:A:Image"
+    final = json.loads(stats.read_text())
+    assert final["source"] == "pva://TEST:A:Image"
+    assert final["monitor_restarts"] == 0  # the source's own counters are in the stats too
     # --pv wins over the saved one, and becomes the saved one
     assert run_pystream(["--pv", "TEST:B:Image", "--exit-after", "1", "--stats-json", str(stats)],
                         home).returncode == 0

@@ -37,6 +37,7 @@ class StreamSession:
     def stats(self) -> Dict[str, Any]:
         snap = self.counters.snapshot()
         snap["source"] = self.source.describe()
+        snap.update(self.source.stats())
         for provider in self._stats_sources:
             try:
                 snap.update(provider())

@@ -99,6 +99,7 @@ def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
         # stopping the monitor leaves the state pvapy's race leaves behind
         _restart_server(sims, pv_name, collector, while_away=source._channel.stopMonitor)
         assert caplog.text.count("restarting the monitor") == 1  # once: it resumed
+        assert source.stats() == {"monitor_restarts": 1}
     finally:
         if source is not None:
             source.stop()
@@ -119,6 +120,7 @@ def test_a_monitor_silent_at_the_first_connect_is_restarted(pv_name, caplog):
         assert source.connected.wait(30)
         assert collector.wait_for(lambda c: len(c.frames) >= 5, timeout=30)
         assert caplog.text.count("restarting the monitor") == 1
+        assert source.stats() == {"monitor_restarts": 1}
     finally:
         source.stop()
         if sim is not None:

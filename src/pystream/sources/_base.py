@@ -47,3 +47,7 @@ class Source(abc.ABC):
 
     def describe(self) -> str:
         return f"{self.kind}://{self.name}"
+
+    def stats(self) -> dict:
+        """The source's own counters, merged into the session's stats (none by default)."""
+        return {}

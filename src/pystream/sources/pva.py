@@ -66,6 +66,7 @@ class PvaSource(Source):
         self._updates = 0  # monitor updates seen, to tell a monitor that resumed from one that did not
         self._resume_check: tuple | None = None  # (updates at connect, since, grace) while waiting
         self.resume_grace = 2.0  # seconds a connected monitor may stay silent before it is restarted
+        self.monitor_restarts = 0
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -115,6 +116,7 @@ class PvaSource(Source):
         if time.monotonic() - since < grace:
             return
         log.warning("%s: connected but no update for %.0f s; restarting the monitor", self.name, grace)
+        self.monitor_restarts += 1
         try:
             channel.stopMonitor()
             channel.startMonitor("")
@@ -144,6 +146,9 @@ class PvaSource(Source):
             log.warning("disconnected from %s", self.name)
             if sink:
                 sink.on_state("disconnected", f"{self.name}: server gone; waiting for it to return")
+
+    def stats(self) -> dict:
+        return {"monitor_restarts": self.monitor_restarts}
 
     def start(self, sink: FrameSink) -> None:
         import pvaccess as pva
