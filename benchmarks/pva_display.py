@@ -140,21 +140,20 @@ class Sampler(threading.Thread):
                 break
         return best
 
-    def cpu_pct(self, name: str, t0: float, t1: float) -> float | None:
+    def _cpu_share(self, name: str, t0: float, t1: float, column: int) -> float | None:
+        """Percent of a core between t0 and t1 from a cumulative CPU-seconds column."""
         with self._lock:
             series = list(self.series.get(name, []))
         a, b = self._at(series, t0), self._at(series, t1)
         if a is None or b is None or b[0] <= a[0]:
             return None
-        return 100.0 * (b[1] - a[1]) / (b[0] - a[0])
+        return 100.0 * (b[column] - a[column]) / (b[0] - a[0])
+
+    def cpu_pct(self, name: str, t0: float, t1: float) -> float | None:
+        return self._cpu_share(name, t0, t1, 1)  # the whole process
 
     def main_thread_pct(self, name: str, t0: float, t1: float) -> float | None:
-        with self._lock:
-            series = list(self.series.get(name, []))
-        a, b = self._at(series, t0), self._at(series, t1)
-        if a is None or b is None or b[0] <= a[0]:
-            return None
-        return 100.0 * (b[3] - a[3]) / (b[0] - a[0])
+        return self._cpu_share(name, t0, t1, 3)  # its main (GUI) thread
 
     def busy_cores(self, t0: float, t1: float) -> float | None:
         with self._lock:
@@ -578,7 +577,6 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     import numpy
-    import pvaccess  # noqa: F401
     versions = {}
     for mod in ("numpy", "pyqtgraph", "PyQt5.QtCore"):
         try:
