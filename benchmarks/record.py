@@ -48,37 +48,41 @@ def clear(directory: str) -> None:
         os.unlink(os.path.join(directory, name))
 
 
-def raw_one_file(directory: str, array: np.ndarray, n: int, sync: bool) -> float:
-    path = os.path.join(directory, "raw.bin")
-    view = memoryview(array).cast("B")
+def _raw_rate(directory: str, nbytes: int, sync: bool, write) -> float:
+    """MB/s of ``write()`` (plus ``os.sync()`` if asked); the files are removed after."""
     t0 = time.perf_counter()
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-    try:
-        for _ in range(n):
-            os.write(fd, view)
-    finally:
-        os.close(fd)
+    write()
     if sync:
         os.sync()
     seconds = time.perf_counter() - t0
     clear(directory)
-    return n * array.nbytes / seconds / MB
+    return nbytes / seconds / MB
+
+
+def raw_one_file(directory: str, array: np.ndarray, n: int, sync: bool) -> float:
+    view = memoryview(array).cast("B")
+
+    def write():
+        fd = os.open(os.path.join(directory, "raw.bin"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        try:
+            for _ in range(n):
+                os.write(fd, view)
+        finally:
+            os.close(fd)
+    return _raw_rate(directory, n * array.nbytes, sync, write)
 
 
 def raw_file_per_frame(directory: str, array: np.ndarray, n: int, sync: bool) -> float:
     view = memoryview(array).cast("B")
-    t0 = time.perf_counter()
-    for i in range(n):
-        fd = os.open(os.path.join(directory, f"raw_{i:06d}.bin"), os.O_CREAT | os.O_WRONLY | os.O_EXCL)
-        try:
-            os.write(fd, view)
-        finally:
-            os.close(fd)
-    if sync:
-        os.sync()
-    seconds = time.perf_counter() - t0
-    clear(directory)
-    return n * array.nbytes / seconds / MB
+
+    def write():
+        for i in range(n):
+            fd = os.open(os.path.join(directory, f"raw_{i:06d}.bin"), os.O_CREAT | os.O_WRONLY | os.O_EXCL)
+            try:
+                os.write(fd, view)
+            finally:
+                os.close(fd)
+    return _raw_rate(directory, n * array.nbytes, sync, write)
 
 
 def recorder_sustained(directory: str, array: np.ndarray, n: int, fmt: str, sync: bool,
