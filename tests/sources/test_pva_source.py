@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from pystream.frame import FrameRejected
 from pystream.sources.pva import PvaSource
 
 from ..pva_helpers import FrameCollector, subscribe
@@ -154,6 +155,7 @@ def test_sim_command_publishes_what_it_is_asked_for(pv_name, codec, color_mode, 
 
 _START_STOP_CHILD = r"""
 import sys, time
+from pystream.frame import FrameRejected
 from pystream.sources.pva import PvaSource
 
 class Sink:
@@ -192,3 +194,43 @@ def test_stopping_under_a_flood_of_updates_never_crashes(pv_name):
     finally:
         sim.kill()
         sim.wait(10)
+
+
+def test_pixels_are_taken_from_pvaccess_and_an_update_without_them_keeps_the_last():
+    """The callback leaves a placeholder where pvAccess keeps the pixels, so
+    pvAccess never copies a buffer we still hold. An update that leaves the
+    placeholder there carried no pixels (pvAccess keeps unchanged fields): it
+    shows the previous frame's, or is rejected once those are gone. Real
+    PvObjects through the source's real callback."""
+    import gc
+
+    from pystream.sources.ntndarray import build_ntndarray
+
+    image = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    pv = build_ntndarray(image, uid=1)
+    collector = FrameCollector()
+    source = PvaSource("placeholder:test")
+    source.sink = collector
+    source._on_update(pv)
+    assert pv.getSelectedUnionFieldName("value") != "ushortValue"  # the pixels are ours now
+    np.testing.assert_array_equal(collector.frames[-1].array, image)
+
+    pv["uniqueId"] = 2  # as pvAccess leaves it after an update that did not resend the value
+    source._on_update(pv)
+    assert collector.frames[-1].uid == 2
+    np.testing.assert_array_equal(collector.frames[-1].array, image)
+
+    collector.frames.clear()  # nothing holds the pixels any more
+    gc.collect()
+    pv["uniqueId"] = 3
+    source._on_update(pv)
+    assert collector.frames == []
+    assert collector.counters.snapshot()["rejected_by_reason"] == {"value_not_resent": 1}
+
+    # a producer's own empty array is still a size mismatch, not "not resent"
+    empty = build_ntndarray(image, uid=4)
+    empty["value"] = {"ushortValue": np.zeros(0, np.uint16)}
+    source._on_update(empty)
+    with pytest.raises(FrameRejected) as info:
+        collector.frames[-1].decode()
+    assert info.value.reason == "size_mismatch"
