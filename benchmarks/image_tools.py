@@ -16,7 +16,10 @@ The display binning is fixed (``--display-bin``, default 2) so that every
 configuration decimates alike (auto binning depends on the view size, which
 the side-panel dock changes).
 
-Run: ``python benchmarks/image_tools.py [--size 2048] [--seconds 10] [--rounds 2]``
+``--pin`` runs the publisher on CPU 1 and the viewer on CPU 0, so the two
+never compete for a core (as when the detector is another host).
+
+Run: ``python benchmarks/image_tools.py [--size 2048] [--seconds 10] [--rounds 2] [--pin]``
 Prints one JSON line per measurement (displayed and received fps, the
 viewer's CPU, CPU time per displayed frame, CPU per thread: GUI, display
 worker, pvAccess receive, other) and a summary with the ratio on/off.
@@ -42,10 +45,11 @@ import numpy as np  # noqa: E402
 TOOLS = ("cross", "roi", "line", "flat")
 
 
-def start_publisher(pv: str, size: int, rate: float = 0.0) -> subprocess.Popen:
+def start_publisher(pv: str, size: int, rate: float = 0.0, cpu=None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv, "--size", f"{size}x{size}",
            "--rate", str(rate), "--no-counter", "--log-level", "WARNING"]
-    return subprocess.Popen(cmd, env=dict(os.environ))
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    return subprocess.Popen(cmd, env=dict(os.environ), preexec_fn=pin)
 
 
 def wait(app, seconds: float, until=None) -> bool:
@@ -180,12 +184,16 @@ def main() -> int:
     parser.add_argument("--display-bin", type=int, default=2,
                         help="fixed display binning, the same for every configuration (default: 2; "
                              "0 = auto, which depends on the view size the dock leaves)")
+    parser.add_argument("--pin", action="store_true",
+                        help="publisher on CPU 1, the viewer (this process) on CPU 0")
     args = parser.parse_args()
+    if args.pin:  # before any thread starts: they inherit it
+        os.sched_setaffinity(0, {0})
 
     from pystream.gui.app import make_app
     app, _ = make_app()
     pv = f"pystream:bench:{uuid.uuid4().hex[:6]}:Image"
-    publisher = start_publisher(pv, args.size, args.rate)
+    publisher = start_publisher(pv, args.size, args.rate, cpu=1 if args.pin else None)
     results = []
     try:
         time.sleep(2.0)
@@ -199,7 +207,8 @@ def main() -> int:
         publisher.wait(10)
     fps = {c: statistics.median(r["displayed_fps"] for r in results if r["config"] == c)
            for c in args.configs.split(",")}
-    summary = {"size": args.size, "rate": args.rate or "flood", "median_displayed_fps": fps,
+    summary = {"size": args.size, "rate": args.rate or "flood", "pinned": args.pin,
+               "median_displayed_fps": fps,
                "median_cpu_percent_by_thread": {
                    c: {role: statistics.median(r["cpu_percent_by_thread"][role]
                                                for r in results if r["config"] == c)

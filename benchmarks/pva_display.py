@@ -26,6 +26,10 @@ adds a table of medians: recv / bare is taken within each round (the bare
 monitor and pystream a minute apart), then the median of those ratios, so a
 slow spell of this shared machine moves both sides of one ratio.
 
+``--pin`` runs the publisher on CPU 1 and each consumer on CPU 0, so the
+two never compete for a core (as when the IOC is another host): it measures
+the consumer rather than how the scheduler splits two cores.
+
 ``--soak N`` adds one pystream phase of N seconds at 2048² (100 Hz unless
 ``--soak-rate``), with RSS sampled every 5 s; growth is the mean RSS of the
 last minute minus the mean of the first minute after the warm-up.
@@ -57,6 +61,15 @@ EPICS_ENV = {
     "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
 }
 ENV = dict(os.environ, **EPICS_ENV)
+
+
+PIN: dict[str, int] = {}  # role ("publisher", "consumer") -> the one CPU it runs on (--pin)
+
+
+def _pinned(role: str):
+    """A preexec_fn that keeps the child (and all its threads) on its CPU."""
+    cpu = PIN.get(role)
+    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
 
 
 def _restore_sigint() -> None:
@@ -231,7 +244,8 @@ class Publisher:
         cmd = ["pystream", "sim", "pva", "--pv", self.pv, "--size", f"{self.size}x{self.size}",
                "--rate", str(self.rate), "--dtype", "uint16", "--no-counter", "--log-level", "INFO"]
         self.logfh = open(self.logpath, "w")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(cmd, env=ENV, stdout=self.logfh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env=ENV, stdout=self.logfh, stderr=subprocess.STDOUT,
+                                     preexec_fn=_pinned("publisher"))
         self.sampler.track("publisher", self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -268,7 +282,7 @@ def run_bare(pv: str, seconds: float, warmup: float, workdir: str, sampler: Samp
     cmd = [sys.executable, os.path.join(HERE, "bare_monitor.py"), pv, "--seconds", str(seconds),
            "--warmup", str(warmup), "--out", out]
     t_start = time.time()
-    proc = subprocess.Popen(cmd, env=ENV)
+    proc = subprocess.Popen(cmd, env=ENV, preexec_fn=_pinned("consumer"))
     sampler.track("consumer", proc.pid)
     ru = wait_reap(proc, seconds + warmup + 60)
     if ru is None:
@@ -299,7 +313,7 @@ def run_pystream(pv: str, seconds: float, warmup: float, workdir: str, sampler: 
     cmd = ["pystream", "--pv", pv, "--offscreen", "--exit-after", str(seconds + warmup + 60),
            "--stats-json", stats, "--log-level", "WARNING"] + VIEWER_ARGS
     env = dict(ENV, HOME=workdir)  # keep the user's ~/.pystream settings out of it
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_pinned("consumer"))
     sampler.track("consumer", proc.pid)
     snaps: list[tuple] = []  # (read time, snapshot), one per new uptime value
     rss: list[tuple] = []
@@ -615,6 +629,8 @@ def main(argv=None) -> int:
                         help="extra pystream options, e.g. \"--max-fps 60\" (default: none)")
     parser.add_argument("--consumers", default="bare,pystream",
                         help="which consumers to run per phase (default: bare,pystream)")
+    parser.add_argument("--pin", action="store_true",
+                        help="publisher on CPU 1, consumers on CPU 0 (each has a core of its own)")
     parser.add_argument("--out", help="JSON result path (default: benchmarks/results/pva_display-<time>.json)")
     args = parser.parse_args(argv)
 
@@ -622,6 +638,8 @@ def main(argv=None) -> int:
     QUIET.update(threshold=args.quiet_threshold, max_wait=args.quiet_wait)
     VIEWER_ARGS[:] = args.viewer_args.split()
     CONSUMERS[:] = [c for c in args.consumers.split(",") if c]
+    if args.pin:
+        PIN.update(publisher=1, consumer=0)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rates = [float(r) for r in args.rates.split(",") if r]
     tag = f"{os.getpid()}"
@@ -631,7 +649,7 @@ def main(argv=None) -> int:
         "command": " ".join([os.path.relpath(sys.argv[0]) if sys.argv[0] else "pva_display.py"] + sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
-        "seconds": args.seconds, "warmup": args.warmup, "viewer_args": VIEWER_ARGS,
+        "seconds": args.seconds, "warmup": args.warmup, "viewer_args": VIEWER_ARGS, "pin": PIN or None,
         "rows": [], "soak": None,
     }
     sampler = Sampler()
@@ -657,7 +675,7 @@ def main(argv=None) -> int:
             if args.rounds > 1 and result["rows"]:
                 result["table"] += "\n\nMedians over the rounds:\n\n" + medians(result["rows"])
             _save(out, result)
-    print(f"\n`{result['command']}` on {result['machine']['nproc']} x {result['machine']['cpu_model']}, "
+    print(f"\n`{result['command']}`{' (pinned: publisher CPU 1, consumer CPU 0)' if PIN else ''} on {result['machine']['nproc']} x {result['machine']['cpu_model']}, "
           f"{result['started']} .. {result['finished']}\n")
     print(result["table"])
     print(f"\nJSON: {out}")
