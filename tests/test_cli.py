@@ -178,3 +178,17 @@ def test_bad_option_values_are_usage_errors_not_crashes(home):
     for bad in (["--record-buffer", "lots"], ["--freq-range", "a,b"]):
         proc = run_pystream(bad, home)
         assert proc.returncode == 2 and "usage: pystream" in proc.stderr, bad
+
+
+def test_an_image_only_viewer_loads_no_zmq_and_no_libcrypto(home):
+    """Memory is a target (peak RSS at 2048²): pyzmq with its asyncio and ssl
+    imports, and hashlib's libcrypto, cost about 11 MB that a PVA viewer
+    never uses. The real viewer, with its default panels and pipeline."""
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: print('LOADED', sorted(m for m in ('zmq', 'asyncio', 'ssl', '_hashlib')"
+            " if m in sys.modules)))\n"
+            "sys.argv = ['pystream', '--offscreen', '--exit-after', '1', '--pv', 'pystream:test:nobody']\n"
+            "runpy.run_module('pystream.cli', run_name='__main__')\n")
+    env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90)
+    assert "LOADED []" in out.stdout, out.stdout + out.stderr

@@ -97,12 +97,12 @@ def add_zmq_options(g) -> None:
 
 def zmq_endpoint(args: argparse.Namespace) -> Optional[str]:
     """--zmq, or --addr/--port (either one implies the spectrum stream)."""
+    if not (args.zmq or args.addr or args.port):
+        return None  # an image-only viewer never loads pyzmq (with asyncio and ssl: about 7 MB)
     from .sources.zmq_spectra import make_endpoint
     if args.zmq:
         return make_endpoint(args.zmq)
-    if args.addr or args.port:
-        return make_endpoint(args.addr or "127.0.0.1", args.port or 9798)
-    return None
+    return make_endpoint(args.addr or "127.0.0.1", args.port or 9798)
 
 
 def add_viewer_options(parser: argparse.ArgumentParser) -> None:

@@ -15,13 +15,13 @@ A dotted name found nowhere on the search path falls back to a normal import
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -87,7 +87,8 @@ def find_module_file(module_ref: str, search_path: Sequence[Path]) -> Tuple[Opti
 
 
 def _private_name(module_ref: str, file: Path) -> str:
-    digest = hashlib.sha1(str(file).encode()).hexdigest()[:8]
+    # crc32, not hashlib: hashlib loads libcrypto (3.6 MB of RSS) for 8 hex digits
+    digest = f"{zlib.crc32(str(file).encode()):08x}"
     base = Path(module_ref).stem if module_ref.endswith(".py") else module_ref
     stem = "".join(ch if ch.isalnum() else "_" for ch in base)
     return f"_pystream_plugin_{digest}_{stem}"
