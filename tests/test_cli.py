@@ -180,12 +180,14 @@ def test_bad_option_values_are_usage_errors_not_crashes(home):
         assert proc.returncode == 2 and "usage: pystream" in proc.stderr, bad
 
 
-def test_an_image_only_viewer_loads_no_zmq_and_no_libcrypto(home):
+def test_an_image_only_viewer_loads_no_zmq_no_libcrypto_no_editor(home):
     """Memory is a target (peak RSS at 2048²): pyzmq with its asyncio and ssl
-    imports, and hashlib's libcrypto, cost about 11 MB that a PVA viewer
-    never uses. The real viewer, with its default panels and pipeline."""
+    imports, hashlib's libcrypto and QScintilla (until an editor opens) cost
+    about 13 MB that a PVA viewer never uses. The real viewer, with its
+    default panels and pipeline."""
     code = ("import atexit, runpy, sys\n"
-            "atexit.register(lambda: print('LOADED', sorted(m for m in ('zmq', 'asyncio', 'ssl', '_hashlib')"
+            "atexit.register(lambda: print('LOADED', sorted(m for m in ('zmq', 'asyncio', 'ssl', '_hashlib',"
+            " 'PyQt5.Qsci')"
             " if m in sys.modules)))\n"
             "sys.argv = ['pystream', '--offscreen', '--exit-after', '1', '--pv', 'pystream:test:nobody']\n"
             "runpy.run_module('pystream.cli', run_name='__main__')\n")

@@ -7,23 +7,41 @@ the pipeline to reload at once, then shows whether the new version loaded.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Optional
 
 from pyqtgraph.Qt import QT_LIB, QtCore, QtGui, QtWidgets
 
-Qsci: Any = None
-QSCINTILLA_MISSING = ""  # why QScintilla is not used ("" when it is)
-if QT_LIB == "PyQt5":
-    try:
-        from PyQt5 import Qsci  # type: ignore[no-redef]
-    except ImportError as exc:  # optional dependency (extra "editor")
-        QSCINTILLA_MISSING = f"QScintilla (PyQt5.Qsci) not available ({exc}): plain text editor in use"
-else:
-    QSCINTILLA_MISSING = f"QScintilla needs PyQt5 (Qt binding in use: {QT_LIB}): plain text editor in use"
+Qsci: Any = None  # PyQt5.Qsci, imported by the first editor opened
 
-HAVE_QSCINTILLA = Qsci is not None
+
+def _qscintilla_missing() -> str:
+    """Why QScintilla cannot be used ("" when it can). Found without being
+    loaded: a viewer that never opens an editor does not pay its 1.5 MB."""
+    if QT_LIB != "PyQt5":
+        return f"QScintilla needs PyQt5 (Qt binding in use: {QT_LIB}): plain text editor in use"
+    try:
+        found = importlib.util.find_spec("PyQt5.Qsci") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "" if found else "QScintilla (PyQt5.Qsci) not available: plain text editor in use"
+
+
+QSCINTILLA_MISSING = _qscintilla_missing()  # optional dependency (extra "editor")
+HAVE_QSCINTILLA = not QSCINTILLA_MISSING
+
+
+def _load_qscintilla() -> bool:
+    global Qsci, QSCINTILLA_MISSING
+    if Qsci is None and not QSCINTILLA_MISSING:
+        try:
+            from PyQt5 import Qsci as module
+            Qsci = module
+        except ImportError as exc:  # found, but its library does not load
+            QSCINTILLA_MISSING = f"QScintilla (PyQt5.Qsci) not available ({exc}): plain text editor in use"
+    return Qsci is not None
 
 
 def _monospace_font() -> QtGui.QFont:
@@ -46,7 +64,8 @@ class CodeEditor(QtWidgets.QWidget):
         super().__init__(parent)
         self.pipeline = pipeline
         self.path: Optional[Path] = None
-        self.uses_qscintilla = HAVE_QSCINTILLA if use_qscintilla is None else (use_qscintilla and HAVE_QSCINTILLA)
+        wanted = HAVE_QSCINTILLA if use_qscintilla is None else (use_qscintilla and HAVE_QSCINTILLA)
+        self.uses_qscintilla = wanted and _load_qscintilla()
         if self.uses_qscintilla:
             self.text_edit = Qsci.QsciScintilla(self)
             self.text_edit.setUtf8(True)
