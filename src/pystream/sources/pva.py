@@ -185,6 +185,7 @@ class PvaSource(Source):
     def _report_connection(self, is_connected: bool) -> None:
         sink = self.sink
         if is_connected:
+            self._placeholder = ""  # a new connection's first update carries every field
             # the server sends the current value at once: watch that it comes
             self._resume_check = (self._updates, time.monotonic(), self.resume_grace)
             self._ever_connected = True
