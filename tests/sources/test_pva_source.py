@@ -196,39 +196,44 @@ def test_stopping_under_a_flood_of_updates_never_crashes(pv_name):
         sim.wait(10)
 
 
-def test_pixels_are_taken_from_pvaccess_and_an_update_without_them_keeps_the_last():
-    """The callback leaves a placeholder where pvAccess keeps the pixels, so
-    pvAccess never copies a buffer we still hold. An update that leaves the
-    placeholder there carried no pixels (pvAccess keeps unchanged fields): it
-    shows the previous frame's, or is rejected once those are gone. Real
+def test_pixels_are_taken_from_pvaccess_under_load_and_an_update_without_them_keeps_the_last():
+    """While two earlier frames are still held (the display is behind), the
+    callback leaves a placeholder where pvAccess keeps the pixels, so
+    pvAccess does not copy a buffer we hold. An update that leaves the
+    placeholder there carried no pixels (pvAccess keeps unchanged fields):
+    it shows the previous frame's, or is rejected once those are gone. Real
     PvObjects through the source's real callback."""
     import gc
 
     from pystream.sources.ntndarray import build_ntndarray
 
     image = np.arange(12, dtype=np.uint16).reshape(3, 4)
-    pv = build_ntndarray(image, uid=1)
-    collector = FrameCollector()
+    collector = FrameCollector()  # keeps every frame: the display is "behind"
     source = PvaSource("placeholder:test")
     source.sink = collector
-    source._on_update(pv)
+    for uid in (1, 2):  # nothing older is held yet: the pixels stay with pvAccess
+        first = build_ntndarray(image + uid, uid=uid)
+        source._on_update(first)
+        assert first.getSelectedUnionFieldName("value") == "ushortValue"
+    pv = build_ntndarray(image, uid=3)
+    source._on_update(pv)  # frames 1 and 2 are still held
     assert pv.getSelectedUnionFieldName("value") != "ushortValue"  # the pixels are ours now
     np.testing.assert_array_equal(collector.frames[-1].array, image)
 
-    pv["uniqueId"] = 2  # as pvAccess leaves it after an update that did not resend the value
+    pv["uniqueId"] = 4  # as pvAccess leaves it after an update that did not resend the value
     source._on_update(pv)
-    assert collector.frames[-1].uid == 2
+    assert collector.frames[-1].uid == 4
     np.testing.assert_array_equal(collector.frames[-1].array, image)
 
     collector.frames.clear()  # nothing holds the pixels any more
     gc.collect()
-    pv["uniqueId"] = 3
+    pv["uniqueId"] = 5
     source._on_update(pv)
     assert collector.frames == []
     assert collector.counters.snapshot()["rejected_by_reason"] == {"value_not_resent": 1}
 
     # a producer's own empty array is still a size mismatch, not "not resent"
-    empty = build_ntndarray(image, uid=4)
+    empty = build_ntndarray(image, uid=6)
     empty["value"] = {"ushortValue": np.zeros(0, np.uint16)}
     source._on_update(empty)
     with pytest.raises(FrameRejected) as info:
