@@ -21,7 +21,7 @@ def run_pystream(args, home, timeout=90, env_extra=None, drop=()):
 
 def test_help_explains_every_option():
     text = build_viewer_parser().format_help()
-    for option in ("--pv", "--max-fps", "--display-bin", "--log-level", "--log-file",
+    for option in ("--pv", "--pva-queue", "--max-fps", "--display-bin", "--log-level", "--log-file",
                    "--offscreen", "--stats-json", "--exit-after", "pystream demo", "pystream sim pva"):
         assert option in text
 
@@ -90,7 +90,8 @@ def test_sim_rejects_impossible_options_clearly(home):
     assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
 
 
-@pytest.mark.parametrize("bad", [["--max-fps", "-1"], ["--display-bin", "x"], ["--log-level", "LOUD"]])
+@pytest.mark.parametrize("bad", [["--max-fps", "-1"], ["--display-bin", "x"], ["--log-level", "LOUD"],
+                                 ["--pva-queue", "0"]])
 def test_bad_viewer_options_are_usage_errors(bad, home):
     proc = run_pystream(bad, home)
     assert proc.returncode == 2 and "usage: pystream" in proc.stderr

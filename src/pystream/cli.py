@@ -85,6 +85,15 @@ def _freq_range(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def add_pva_queue_option(g) -> None:
+    from .sources.pva import DEFAULT_QUEUE_SIZE
+    g.add_argument("--pva-queue", type=_positive_int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                   help="updates the pvAccess monitor may queue (on the server and here) while the "
+                        "viewer is briefly busy, instead of dropping them; more absorbs longer "
+                        f"hiccups, and adds latency when the stream outruns the viewer "
+                        f"(default: {DEFAULT_QUEUE_SIZE}; pvAccess's own default is 2)")
+
+
 def add_zmq_options(g) -> None:
     g.add_argument("--zmq", metavar="ENDPOINT",
                    help="ZMQ spectrum stream to subscribe to (OVRO AvgStreamingOp format), "
@@ -109,6 +118,7 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("source")
     g.add_argument("--pv", metavar="NAME",
                    help="NTNDArray PV to watch (default: the last one used, from the settings file)")
+    add_pva_queue_option(g)
     add_zmq_options(g)
     g = parser.add_argument_group("spectra (with --zmq)")
     g.add_argument("--pol", default="XX", type=str.upper, choices=("XX", "YY", "I", "V"),
@@ -236,6 +246,7 @@ def build_record_parser() -> argparse.ArgumentParser:
                     "a summary (frames, drops, MB/s). Ctrl-C stops and closes the files.")
     g = parser.add_argument_group("source (one of)")
     g.add_argument("--pv", metavar="NAME", help="NTNDArray PV")
+    add_pva_queue_option(g)
     add_zmq_options(g)
     g = parser.add_argument_group("recording")
     g.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
@@ -303,7 +314,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     # with only a spectrum stream asked for, don't also open the last image PV
     pv = demo_pv or args.pv or ("" if endpoint else settings.get("last_pv")) or ""
     if pv:
-        window.connect_source(PvaSource(pv))
+        window.connect_source(PvaSource(pv, queue_size=args.pva_queue))
         if args.pv and not demo_pv:
             remember(args.pv)
     elif not endpoint:
@@ -343,8 +354,11 @@ def build_window(args: argparse.Namespace, *, colormap: str = "gray", on_connect
     from .gui.main_window import MainWindow
     from .sources.pva import PvaSource
 
+    def pva_source(name: str) -> PvaSource:  # a PV typed in the toolbar
+        return PvaSource(name, queue_size=args.pva_queue)
+
     window = MainWindow(max_fps=args.max_fps, display_bin=args.display_bin, colormap=colormap,
-                        source_factory=PvaSource, on_connect=on_connect)
+                        source_factory=pva_source, on_connect=on_connect)
     attach_image_tools(window, args)
     attach_pipeline(window, args)
     window.record_panel = attach_recorder(window, args)
@@ -472,7 +486,7 @@ def run_record(args: argparse.Namespace) -> int:
         return 2
     if args.pv:
         from .sources.pva import PvaSource
-        source = PvaSource(args.pv)
+        source = PvaSource(args.pv, queue_size=args.pva_queue)
     else:
         from .sources.zmq_spectra import ZmqSpectrumSource
         source = ZmqSpectrumSource(endpoint)

@@ -89,3 +89,23 @@ def test_rgb_frames_are_shown_in_colour(window, publisher, qtbot):
     right = grab.pixelColor(view.graphics.mapFromScene(view.view.mapViewToScene(QtCore.QPointF(25.5, 10.5))))
     assert left.red() > 150 and left.blue() < 30 and left.green() < 30
     assert right.red() > 150 and right.blue() > 200
+
+
+def test_a_pv_typed_in_the_toolbar_gets_the_pva_queue_option(publisher, qtbot):
+    from pystream.cli import build_viewer_parser, build_window
+    from pystream.gui.app import make_app
+
+    make_app()
+    window = build_window(build_viewer_parser().parse_args(["--pva-queue", "6"]))
+    qtbot.addWidget(window)
+    window.show()
+    image = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16)
+    publisher.publish(image)
+    window.pv_edit.setText(publisher.pv_name)
+    window.connect_action.trigger()
+    try:
+        qtbot.waitUntil(lambda: window.stats()["displayed"] >= 1, timeout=10000)
+        assert window.session.source.queue_size == 6
+        np.testing.assert_array_equal(window.current.raw, image)
+    finally:
+        window.disconnect_source()

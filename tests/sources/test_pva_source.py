@@ -1,5 +1,6 @@
 """PvaSource against a real server: reconnects, uid gaps, producer restarts."""
 import subprocess
+import threading
 import sys
 
 import numpy as np
@@ -239,3 +240,62 @@ def test_pixels_are_taken_from_pvaccess_under_load_and_an_update_without_them_ke
     with pytest.raises(FrameRejected) as info:
         collector.frames[-1].decode()
     assert info.value.reason == "size_mismatch"
+
+
+class _StallingCollector(FrameCollector):
+    """Blocks pvapy's receive thread on the first frame until released, as a
+    viewer briefly starved of the CPU or of the GIL would."""
+
+    def __init__(self):
+        super().__init__()
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    def on_frame(self, frame):
+        super().on_frame(frame)
+        if frame.uid == 1:
+            self.stalled.set()
+            self.release.wait(30)
+
+
+@pytest.mark.parametrize("queue_size, all_kept", [(None, True), (2, False)],
+                         ids=["default-queue", "pvaccess-default-2"])
+def test_frames_published_while_the_receiver_stalls_wait_in_the_monitor_queue(publisher, queue_size,
+                                                                              all_kept):
+    """Three 8 MB frames published while the callback is stuck (more than the
+    socket buffers hold) all arrive with the default queue; with pvAccess's
+    own depth of 2 some are lost, and counted."""
+    image = np.zeros((1024, 4096), np.uint16)
+    publisher.publish(image, uid=1)
+    collector = _StallingCollector()
+    source = PvaSource(publisher.pv_name) if queue_size is None else PvaSource(publisher.pv_name,
+                                                                              queue_size=queue_size)
+    source.start(collector)
+    try:
+        assert collector.stalled.wait(30)
+        for uid in (2, 3, 4):
+            publisher.publish(image, uid=uid)
+        collector.release.set()
+        # pvAccess sends the newest update of a full queue only with the next
+        # one, so keep publishing (as a live stream does) until one gets through
+        uid = 5
+        publisher.publish(image, uid=uid)
+        while not collector.wait_for(lambda c: c.frames[-1].uid >= 5, timeout=0.5):
+            assert uid < 60, "no frame after the stall"
+            uid += 1
+            publisher.publish(image, uid=uid)
+        uids = [f.uid for f in collector.frames]
+        last = uids[-1]
+        assert collector.counters.snapshot()["dropped_upstream"] == last - len(uids)
+        if all_kept:
+            assert uids[:4] == [1, 2, 3, 4]
+        else:
+            assert not {2, 3, 4} <= set(uids)
+    finally:
+        collector.release.set()
+        source.stop()
+
+
+def test_the_queue_size_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        PvaSource("any:pv", queue_size=0)

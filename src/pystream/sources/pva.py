@@ -53,6 +53,22 @@ _PLACEHOLDERS = {field: {_placeholder_field(field): np.empty(0, FIELD_DTYPES[_pl
                  for field in FIELD_DTYPES}
 
 
+# Updates a monitor may hold, on the server and in the client, while the
+# viewer is briefly busy (the pvAccess default is 2). A frame that finds the
+# queue full replaces the newest one and is lost: with 2, a hiccup of two
+# frame periods (20 ms at 100 Hz, e.g. the receive thread waiting for the
+# GIL or for a core) costs frames. Measured at 2048², 100 Hz, with two busy
+# processes on the 2 cores: 72-81 frames lost in 30 s with 2, 4-29 with 3,
+# 0-2 with 4; under a flood the viewer also received more (177-182 fps
+# against 145-160) with no more memory (see benchmarks/README.md).
+DEFAULT_QUEUE_SIZE = 4
+
+
+def monitor_request(queue_size: int) -> str:
+    """The pvRequest for the whole structure with this monitor queue depth."""
+    return f"record[queueSize={int(queue_size)}]field()"
+
+
 class _Relay:
     """The callable pvapy holds: forwards to ``cell[0]`` until stop clears it.
 
@@ -76,9 +92,11 @@ class PvaSource(Source):
 
     kind = "pva"
 
-    def __init__(self, pv_name: str, queue_length: int = 0):
+    def __init__(self, pv_name: str, queue_size: int = DEFAULT_QUEUE_SIZE):
         super().__init__(pv_name)
-        self.queue_length = queue_length
+        if queue_size < 1:
+            raise ValueError(f"pvAccess queue size must be at least 1, not {queue_size}")
+        self.queue_size = queue_size
         self._channel = None
         self._lock = threading.Lock()
         self._monitoring = False
@@ -181,7 +199,7 @@ class PvaSource(Source):
         self.monitor_restarts += 1
         try:
             channel.stopMonitor()
-            channel.startMonitor("")
+            channel.startMonitor(monitor_request(self.queue_size))
         except Exception as exc:
             log.warning("%s: restarting the monitor failed: %s", self.name, exc)
         self._resume_check = (self._updates, time.monotonic(), min(2 * grace, 30.0))
@@ -220,15 +238,13 @@ class PvaSource(Source):
         sink.on_state("connecting", "")
         with self._lock:
             channel = pva.Channel(self.name, pva.PVA)
-            if self.queue_length:
-                channel.setMonitorMaxQueueLength(self.queue_length)
             self._relay_cell = [self._on_update]
             relay = _Relay(self._relay_cell)
             _SUBSCRIBERS.append(relay)  # before pvapy sees it: see _SUBSCRIBERS
             channel.subscribe("pystream", relay)
             del relay
-            # startMonitor with an empty request asks for the whole structure
-            channel.startMonitor("")
+            # the whole structure (an empty field()), with our queue depth
+            channel.startMonitor(monitor_request(self.queue_size))
             self._channel = channel
             self._monitoring = True
             self._halt = threading.Event()
