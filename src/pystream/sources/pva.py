@@ -3,7 +3,7 @@
 The monitor callback runs on pvapy's client thread and a slow callback
 throttles the producer (pvAccess flow control), so it does five things only:
 stamp the receive time, read ``uniqueId``, wrap the PvObject in a Frame
-(decode deferred to ``ntndarray.decode_ntndarray``), under load take the
+(decode deferred to ``ntndarray.decode_ntndarray``), take the
 pixel buffer away from pvAccess (so it does not copy one we hold), hand it
 to the sink.
 """
@@ -41,10 +41,11 @@ _SUBSCRIBERS: list = []
 # makes pvAccess allocate a fresh buffer instead. A different type than the
 # stream's own, so "the server did not resend the value" (pvAccess keeps
 # unchanged fields) can be told from a producer's empty array.
-# Only under load (two earlier frames still held: the display is behind):
-# done on every frame it cost less CPU but, on 2 shared cores at 100 Hz,
-# about 4x more frames dropped upstream (measured, cause not found; see
-# benchmarks/README.md). Under a flood it is what lets the receive side keep up.
+# Done on every frame. (With pvAccess's queue of 2 it seemed to raise the
+# frames dropped at 100 Hz on shared cores, and was kept for frames arriving
+# while the display was behind; with the queue of 4 below, drops are as low
+# on every frame, and under a flood the receive side keeps up better:
+# measured, see benchmarks/README.md.)
 def _placeholder_field(field: str) -> str:
     return "byteValue" if field == "ubyteValue" else "ubyteValue"
 
@@ -114,7 +115,6 @@ class PvaSource(Source):
         self._placeholder = ""  # the union field we left in pvAccess's structure
         self._last_pixels = None  # weakref to the last frame's array (for a value not resent)
         self._last_field = ""
-        self._older_pixels = None  # weakref to the frame before that
 
     # pvapy calls this on its own thread, once per update: keep it tiny. The
     # PvObject is reused by pvAccess after we return, so take a snapshot
@@ -141,7 +141,7 @@ class PvaSource(Source):
                             t_recv=t_recv, nbytes=snap.nbytes))
 
     def _take_pixels(self, pv, snap: NtndSnapshot):
-        """Under load, leave a placeholder where pvAccess keeps the pixels
+        """Leave a placeholder where pvAccess keeps the pixels
         (see ``_PLACEHOLDERS``). An update whose value is still our placeholder
         did not carry pixels: it has the previous frame's (None if that
         array is gone)."""
@@ -152,17 +152,12 @@ class PvaSource(Source):
             return dataclasses.replace(snap, field=self._last_field, data=previous)
         placeholder = _PLACEHOLDERS.get(snap.field)
         if placeholder is not None and snap.data is not None and snap.data.size:
-            older = self._older_pixels
-            if older is not None and older() is not None:  # two earlier frames still held: under load
-                try:
-                    pv.setUnion(placeholder)
-                    self._placeholder = _placeholder_field(snap.field)
-                except Exception as exc:  # costs a copy per frame, never a frame
-                    self._placeholder = ""
-                    log.debug("%s: cannot detach the pixels: %s", self.name, exc)
-            else:
+            try:
+                pv.setUnion(placeholder)
+                self._placeholder = _placeholder_field(snap.field)
+            except Exception as exc:  # costs a copy per frame, never a frame
                 self._placeholder = ""
-            self._older_pixels = self._last_pixels
+                log.debug("%s: cannot detach the pixels: %s", self.name, exc)
             self._last_pixels = weakref.ref(snap.data)
             self._last_field = snap.field
         return snap
