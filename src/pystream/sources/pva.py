@@ -112,6 +112,11 @@ class PvaSource(Source):
         self._resume_check: tuple | None = None  # (updates at connect, since, grace) while waiting
         self.resume_grace = 2.0  # seconds a connected monitor may stay silent before it is restarted
         self.monitor_restarts = 0
+        self._last_uid = None  # uniqueId of the last update, and when it came
+        self._last_update_at = 0.0
+        self._quiet_checked = 0  # self._updates when the newest update was last checked for
+        self.settle = 0.5  # seconds of silence after which the server is asked for its newest uid
+        self.held_back_fetched = 0
         self._placeholder = ""  # the union field we left in pvAccess's structure
         self._last_pixels = None  # weakref to the last frame's array (for a value not resent)
         self._last_field = ""
@@ -127,11 +132,13 @@ class PvaSource(Source):
         if not self.connected.is_set():  # a frame proves the connection before the poll does
             self._on_connection(True)
         self._updates += 1
+        self._last_update_at = time.monotonic()
         try:
             snap = snapshot_ntndarray(pv)
         except Exception as exc:  # a structure that is not an NTNDArray
             sink.on_reject("not_ntndarray", f"{self.name}: {exc}")
             return
+        self._last_uid = snap.uid
         snap = self._take_pixels(pv, snap)
         if snap is None:
             sink.on_reject("value_not_resent", f"{self.name}: the server did not resend the pixels "
@@ -174,7 +181,36 @@ class PvaSource(Source):
             self._on_connection(now)
             if now and self._resume_check is not None:
                 self._check_monitor_resumed(channel)
+            elif now:
+                self._check_newest_delivered(channel)
             halt.wait(self.poll_interval)
+
+    def _check_newest_delivered(self, channel) -> None:
+        """Fetch the newest frame when the server held it back.
+
+        When a burst overflows the monitor queue (the viewer stalled), the
+        server sends the newest update only together with the next one
+        (measured with pvapy 5.6: frames published during a stall, then
+        none; the last never arrived). With a triggered detector the window
+        would show a stale frame. So once the stream has been quiet for
+        ``settle`` seconds, ask for the server's uniqueId (a few bytes); if
+        it is not the last one received, restart the monitor, whose first
+        update is the current value."""
+        updates = self._updates
+        if updates == self._quiet_checked or time.monotonic() - self._last_update_at < self.settle:
+            return
+        self._quiet_checked = updates
+        try:
+            newest = channel.get("field(uniqueId)")["uniqueId"]
+        except Exception as exc:  # the server went away meanwhile: the poll will tell
+            log.debug("%s: cannot read the uniqueId: %s", self.name, exc)
+            return
+        if newest == self._last_uid or self._updates != updates:
+            return
+        log.info("%s: the server held back its newest frame (uid %s, last received %s); fetching it",
+                 self.name, newest, self._last_uid)
+        self.held_back_fetched += 1
+        self._restart_monitor(channel)
 
     def _check_monitor_resumed(self, channel) -> None:
         """Restart a monitor that stays silent after the channel connects.
@@ -192,12 +228,15 @@ class PvaSource(Source):
             return
         log.warning("%s: connected but no update for %.0f s; restarting the monitor", self.name, grace)
         self.monitor_restarts += 1
+        self._restart_monitor(channel)
+        self._resume_check = (self._updates, time.monotonic(), min(2 * grace, 30.0))
+
+    def _restart_monitor(self, channel) -> None:
         try:
             channel.stopMonitor()
             channel.startMonitor(monitor_request(self.queue_size))
         except Exception as exc:
             log.warning("%s: restarting the monitor failed: %s", self.name, exc)
-        self._resume_check = (self._updates, time.monotonic(), min(2 * grace, 30.0))
 
     def _on_connection(self, is_connected: bool) -> None:
         """Report a change of connection state (called repeatedly; acts on changes)."""
@@ -224,7 +263,7 @@ class PvaSource(Source):
                 sink.on_state("disconnected", f"{self.name}: server gone; waiting for it to return")
 
     def stats(self) -> dict:
-        return {"monitor_restarts": self.monitor_restarts}
+        return {"monitor_restarts": self.monitor_restarts, "held_back_fetched": self.held_back_fetched}
 
     def start(self, sink: FrameSink) -> None:
         import pvaccess as pva
