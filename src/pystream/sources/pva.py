@@ -182,10 +182,10 @@ class PvaSource(Source):
             if now and self._resume_check is not None:
                 self._check_monitor_resumed(channel)
             elif now:
-                self._check_newest_delivered(channel)
+                self._check_newest_delivered(channel, halt)
             halt.wait(self.poll_interval)
 
-    def _check_newest_delivered(self, channel) -> None:
+    def _check_newest_delivered(self, channel, halt: threading.Event) -> None:
         """Fetch the newest frame when the server held it back.
 
         When a burst overflows the monitor queue (the viewer stalled), the
@@ -205,8 +205,8 @@ class PvaSource(Source):
         except Exception as exc:  # the server went away meanwhile: the poll will tell
             log.debug("%s: cannot read the uniqueId: %s", self.name, exc)
             return
-        if newest == self._last_uid or self._updates != updates:
-            return
+        if newest == self._last_uid or self._updates != updates or halt.is_set():
+            return  # up to date, a frame came meanwhile, or stop() is waiting for us
         log.info("%s: the server held back its newest frame (uid %s, last received %s); fetching it",
                  self.name, newest, self._last_uid)
         self.held_back_fetched += 1
