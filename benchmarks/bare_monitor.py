@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connect-timeout", type=float, default=15.0)
     parser.add_argument("--out", help="write the result here as JSON (default: stdout)")
+    parser.add_argument("--request", default="",
+                        help="pvRequest for startMonitor, e.g. \"record[queueSize=4]field()\" "
+                             "(default: empty, the whole structure with pvAccess's defaults)")
     args = parser.parse_args(argv)
 
     import pvaccess as pva
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
     mon = BareMonitor()
     channel = pva.Channel(args.pv, pva.PVA)
     channel.subscribe("bare", mon.on_update)
-    channel.startMonitor("")
+    channel.startMonitor(args.request)
     if not mon.first_frame.wait(args.connect_timeout):
         print(f"no frame from {args.pv} within {args.connect_timeout} s", file=sys.stderr)
         return 2

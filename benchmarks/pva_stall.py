@@ -10,7 +10,8 @@ watch a fresh publisher for ``--seconds`` and the uniqueId gaps are counted.
                                    [--busy 2] [--seconds 30] [--rate 100] [--rounds 2]
 
 Prints one line per run and a JSON summary (uid gaps per run, by consumer and
-queue). The bare monitor asks for the queue with ``record[queueSize=N]field()``,
+queue). The bare monitor is ``bare_monitor.py`` (``pva_display.py``'s
+baseline) asking for the queue with ``--request "record[queueSize=N]field()"``,
 pystream with ``--pva-queue N``.
 """
 from __future__ import annotations
@@ -24,33 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ENV = dict(os.environ, EPICS_PVA_ADDR_LIST="127.0.0.1", EPICS_PVA_AUTO_ADDR_LIST="NO",
-           EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1")
-
-# the bare monitor of pva_display.py's baseline, with a pvRequest for the queue
-BARE = r"""
-import sys, time, pvaccess as pva
-name, request, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-state = {"n": 0, "gaps": 0, "last": None}
-def on_update(pv):
-    uid = pv["uniqueId"]
-    pv.getUnion("value")["ushortValue"]
-    if state["last"] is not None and uid > state["last"] + 1:
-        state["gaps"] += uid - state["last"] - 1
-    state["last"] = uid
-    state["n"] += 1
-channel = pva.Channel(name, pva.PVA)
-channel.subscribe("bare", on_update)
-channel.startMonitor(request)
-deadline = time.monotonic() + 30
-while state["n"] == 0 and time.monotonic() < deadline:
-    time.sleep(0.05)
-time.sleep(2)
-n0, g0 = state["n"], state["gaps"]
-time.sleep(seconds)
-print(state["n"] - n0, state["gaps"] - g0, flush=True)
-import os; os._exit(0)
-"""
+from pva_display import ENV, HERE  # loopback-only EPICS settings, this folder
 
 
 def run_once(consumer: str, queue: int, args) -> dict:
@@ -63,11 +38,13 @@ def run_once(consumer: str, queue: int, args) -> dict:
     try:
         time.sleep(3)  # the publisher's server is up
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-        if consumer == "bare":
-            out = subprocess.run([sys.executable, "-c", BARE, name, f"record[queueSize={queue}]field()",
-                                  str(args.seconds)], env=ENV, capture_output=True, text=True,
-                                 timeout=args.seconds + 60).stdout.split()
-            received, gaps = int(out[0]), int(out[1])
+        if consumer == "bare":  # pva_display.py's baseline, with the queue in its pvRequest
+            out = subprocess.run([sys.executable, os.path.join(HERE, "bare_monitor.py"), name,
+                                  "--request", f"record[queueSize={queue}]field()",
+                                  "--seconds", str(args.seconds)], env=ENV, capture_output=True,
+                                 text=True, timeout=args.seconds + 60).stdout
+            bare = json.loads(out)
+            received, gaps = bare["received"], bare["uid_gaps"]
         else:
             with tempfile.TemporaryDirectory() as home:
                 stats = Path(home) / "stats.json"

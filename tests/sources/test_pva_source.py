@@ -1,7 +1,7 @@
 """PvaSource against a real server: reconnects, uid gaps, producer restarts."""
 import subprocess
-import threading
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -156,7 +156,6 @@ def test_sim_command_publishes_what_it_is_asked_for(pv_name, codec, color_mode, 
 
 _START_STOP_CHILD = r"""
 import sys, time
-from pystream.frame import FrameRejected
 from pystream.sources.pva import PvaSource
 
 class Sink:
@@ -253,6 +252,20 @@ class _StallingCollector(FrameCollector):
             self.release.wait(30)
 
 
+def _stalled_source(publisher, **options):
+    """A PvaSource on an 8 MB stream (more than the socket buffers hold),
+    its receive thread stuck in the callback of frame 1."""
+    image = np.zeros((1024, 4096), np.uint16)
+    publisher.publish(image, uid=1)
+    collector = _StallingCollector()
+    source = PvaSource(publisher.pv_name, **options)
+    source.start(collector)
+    if not collector.stalled.wait(30):
+        source.stop()
+        raise AssertionError("frame 1 never arrived")
+    return source, collector, image
+
+
 @pytest.mark.parametrize("queue_size, all_kept", [(None, True), (2, False)],
                          ids=["default-queue", "pvaccess-default-2"])
 def test_frames_published_while_the_receiver_stalls_wait_in_the_monitor_queue(publisher, queue_size,
@@ -260,14 +273,9 @@ def test_frames_published_while_the_receiver_stalls_wait_in_the_monitor_queue(pu
     """Three 8 MB frames published while the callback is stuck (more than the
     socket buffers hold) all arrive with the default queue; with pvAccess's
     own depth of 2 some are lost, and counted."""
-    image = np.zeros((1024, 4096), np.uint16)
-    publisher.publish(image, uid=1)
-    collector = _StallingCollector()
-    source = PvaSource(publisher.pv_name) if queue_size is None else PvaSource(publisher.pv_name,
-                                                                              queue_size=queue_size)
-    source.start(collector)
+    source, collector, image = _stalled_source(publisher, **({} if queue_size is None
+                                                            else {"queue_size": queue_size}))
     try:
-        assert collector.stalled.wait(30)
         for uid in (2, 3, 4):
             publisher.publish(image, uid=uid)
         collector.release.set()
@@ -301,13 +309,8 @@ def test_the_last_frame_of_a_burst_that_overflowed_the_queue_still_arrives(publi
     then nothing more, as from a triggered detector: the server holds its
     newest update back until a next one that never comes. The source sees
     the stream quiet, asks for the server's uniqueId and fetches the frame."""
-    image = np.zeros((1024, 4096), np.uint16)
-    publisher.publish(image, uid=1)
-    collector = _StallingCollector()
-    source = PvaSource(publisher.pv_name, queue_size=2)
-    source.start(collector)
+    source, collector, image = _stalled_source(publisher, queue_size=2)
     try:
-        assert collector.stalled.wait(30)
         for uid in range(2, 10):
             publisher.publish(image + uid, uid=uid)
         collector.release.set()
