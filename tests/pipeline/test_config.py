@@ -77,6 +77,18 @@ def test_missing_config_file_is_a_clear_error(workdir):
         load_config(workdir / "nope.json")
 
 
+def test_a_binary_file_or_a_folder_as_config_is_a_clear_error(workdir):
+    binary = workdir / "image.json"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 not json")
+    with pytest.raises(ConfigError, match="not a text \\(UTF-8\\) file"):
+        load_config(binary)
+    folder = workdir / "cwd" / "pipelines"
+    folder.mkdir()
+    for path in (folder, "pipelines"):  # absolute, and found relative to the current directory
+        with pytest.raises(ConfigError, match="is a directory; give the JSON file in it"):
+            resolve_config_path(path)
+
+
 def test_unknown_keys_are_warnings_with_a_hint(workdir):
     config = parse_config({"processors": [{"module": "m", "class": "C", "kwarg": {}}], "hotreload": True})
     assert any("unknown key 'kwarg'" in w and "did you mean 'kwargs'" in w for w in config.warnings)

@@ -127,7 +127,23 @@ def test_a_failing_step_is_bypassed_counted_and_logged(workdir, img, caplog, cls
     records = [r for r in caplog.records if "bad:" in r.getMessage()]
     assert len(records) == 1  # the same failure is logged once, not every frame
     if cls == "Raises":
+        # the plugin author sees where in their code it failed, not pystream's own frames
         assert "Traceback" in caplog.text and "detector on fire" in caplog.text
+        assert "bad.py\", line" in caplog.text and "runner.py\", line" not in caplog.text
+
+
+def test_a_broken_plugin_is_logged_once_not_again_by_the_recorders_twin(workdir, caplog):
+    write_file(workdir / "plugins" / "syntax.py", "def f(:\n    pass\n")
+    with caplog.at_level(logging.WARNING, logger="pystream.pipeline"):
+        pipeline = make_pipeline(workdir, [step("broken", "syntax", "F"),
+                                           step("add", "arith", "Add", {"value": 1})])
+        twin = pipeline.clone()
+    records = [r.getMessage() for r in caplog.records]
+    assert len(records) == 1, records
+    # the author's file, line and caret; none of pystream's own frames
+    assert "syntax.py" in records[0] and "line 1" in records[0] and "^" in records[0]
+    assert "loader.py" not in records[0] and "importlib" not in records[0]
+    assert twin.stats()["pipeline_last_error"] == pipeline.stats()["pipeline_last_error"] != ""
 
 
 def test_repeated_failures_are_logged_again_at_ten(workdir, img, caplog):

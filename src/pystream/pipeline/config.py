@@ -118,6 +118,8 @@ def resolve_config_path(path: Optional[PathLike] = None, *,
     if requested.is_absolute():
         if requested.is_file():
             return requested
+        if requested.is_dir():
+            raise ConfigError(f"pipeline config {requested} is a directory; give the JSON file in it")
         raise ConfigError(f"pipeline config not found: {requested}")
     bases = [Path(cwd) if cwd is not None else Path.cwd(),
              Path(config_dir) if config_dir is not None else user_dir(),
@@ -127,6 +129,8 @@ def resolve_config_path(path: Optional[PathLike] = None, *,
         candidate = base / requested
         if candidate.is_file():
             return candidate.resolve()
+        if candidate.is_dir():
+            raise ConfigError(f"pipeline config {candidate} is a directory; give the JSON file in it")
         tried.append(str(candidate))
     raise ConfigError(f"pipeline config {os.fspath(requested)!r} not found; tried: " + ", ".join(tried))
 
@@ -273,8 +277,13 @@ def load_config(path: PathLike, *, cwd: Optional[PathLike] = None) -> PipelineCo
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"pipeline config not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"pipeline config {path} is a directory; give the JSON file in it") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) file, so not a JSON pipeline config "
+                          f"(byte {exc.start})") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -30,6 +30,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -41,6 +42,25 @@ from .config import (ConfigError, PipelineConfig, ProcessorSpec, load_config, re
 from .loader import LoadedModule, PluginError, build_processor, file_signature, load_module
 
 log = logging.getLogger("pystream.pipeline")
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _steps_text(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def plugin_traceback(exc: BaseException) -> str:
+    """The part of a plugin failure's traceback that is in the plugin's own
+    code (pystream's loader and importlib frames say nothing to its author);
+    a syntax error keeps its file, line and caret."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith((_PACKAGE_DIR, "<frozen"))]
+    if not frames and not isinstance(exc, SyntaxError):
+        return ""
+    head = "Traceback (most recent call last):\n" if frames else ""
+    text = head + "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(exc), exc))
+    return text.rstrip("\n")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -118,8 +138,9 @@ class Pipeline:
     """The processor pipeline. Build with ``Pipeline(config)`` or ``open_pipeline(path)``."""
 
     def __init__(self, config: Optional[PipelineConfig] = None, *, check_interval: float = 0.5,
-                 config_error: str = ""):
+                 config_error: str = "", quiet: bool = False):
         self.config = config if config is not None else PipelineConfig()
+        self.quiet = quiet  # a twin (``clone``) does not repeat what its original logs
         self.check_interval = check_interval
         self.enabled = True  # False: apply() returns frames untouched (--no-plugins, panel switch)
         self._apply_lock = threading.Lock()
@@ -132,8 +153,9 @@ class Pipeline:
         self._config_signature = file_signature(self.config.path)
         self._modules: Dict[str, LoadedModule] = {}  # working modules, by module ref
         self._watch: Dict[str, Any] = {}  # module ref -> (file, signature) at the last load attempt
-        for warning in self.config.warnings:
-            log.warning("%s", warning)
+        if not quiet:
+            for warning in self.config.warnings:
+                log.warning("%s", warning)
         self._steps: Tuple[_Step, ...] = tuple(self._build_step(spec) for spec in self.config.steps)
 
     # ------------------------------------------------------------------ building
@@ -168,7 +190,9 @@ class Pipeline:
 
     def _record_load_error(self, name: str, reason: str, exc: BaseException) -> None:
         message = f"{name}: {reason}"
-        log.error("pipeline step %s", message, exc_info=exc.__cause__ or exc)
+        if not self.quiet:
+            where = plugin_traceback(exc.__cause__ or exc)
+            log.error("pipeline step %s%s", message, f"\n{where}" if where else "")
         with self._stats_lock:
             self._last_error = message
 
@@ -251,8 +275,9 @@ class Pipeline:
             if should_log:
                 stats.last_logged = (reason, n)
         if should_log:
-            log.error("pipeline step %s (bypassed for this frame; %d failure%s so far)",
-                      message, n, "" if n == 1 else "s", exc_info=exc)
+            where = plugin_traceback(exc) if exc is not None else ""
+            log.error("pipeline step %s (bypassed for this frame; %d failure%s so far)%s",
+                      message, n, "" if n == 1 else "s", f"\n{where}" if where else "")
 
     # ------------------------------------------------------------------ reload
     def reload_if_changed(self, force: bool = False) -> bool:
@@ -300,7 +325,7 @@ class Pipeline:
                 ref = step.spec.module
                 if ref in reloaded or ref in errors:
                     new = self._build_step(step.spec, step, errors.get(ref))
-                    if ref in reloaded and not new.load_error:
+                    if ref in reloaded and not new.load_error and not self.quiet:
                         log.info("pipeline step %s reloaded from %s", step.spec.name, new.module.file)
                     changed |= new != step
                     step = new
@@ -318,12 +343,14 @@ class Pipeline:
             config = load_config(path)
         except ConfigError as exc:
             message = f"config not reloaded, previous pipeline kept: {exc}"
-            log.error("%s", message)
+            if not self.quiet:
+                log.error("%s", message)
             with self._stats_lock:
                 self._last_error = self._config_error = message
             return False
-        for warning in config.warnings:
-            log.warning("%s", warning)
+        if not self.quiet:
+            for warning in config.warnings:
+                log.warning("%s", warning)
         old_by_name = {step.spec.name: step for step in self._steps}
         self.config = config
         self._config_error = ""
@@ -338,7 +365,8 @@ class Pipeline:
             else:
                 steps.append(self._build_step(spec, old))
         self._steps = tuple(steps)
-        log.info("pipeline config reloaded from %s (%d steps)", path, len(steps))
+        if not self.quiet:
+            log.info("pipeline config reloaded from %s (%s)", path, _steps_text(len(steps)))
         return True
 
     def request_reload(self) -> None:
@@ -455,7 +483,7 @@ class Pipeline:
     def clone(self) -> "Pipeline":
         """A second, independent Pipeline with the same steps (e.g. for the recorder)."""
         twin = Pipeline(self.current_config(), check_interval=self.check_interval,
-                        config_error=self._config_error)
+                        config_error=self._config_error, quiet=True)
         twin.enabled = self.enabled
         return twin
 
@@ -488,5 +516,5 @@ def open_pipeline(path: Optional[PathLike] = None, *, no_plugins: bool = False,
         pipeline = Pipeline(empty, check_interval=check_interval, config_error=str(exc))
         pipeline._config_signature = file_signature(resolved)
         return pipeline
-    log.info("pipeline config %s: %d steps", resolved, len(config.steps))
+    log.info("pipeline config %s: %s", resolved, _steps_text(len(config.steps)))
     return Pipeline(config, check_interval=check_interval)
