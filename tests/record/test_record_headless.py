@@ -94,12 +94,26 @@ def test_stop_event_and_summary_dict(tmp_path):
     assert d["frames"] == summary.frames and "mb_per_s" in d
 
 
-def test_unusable_directory_is_a_summary_not_a_traceback(tmp_path):
+def test_unusable_directory_is_a_clear_reason_not_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     err = io.StringIO()
     summary = run_recording(ListSource(make_frames(3)), blocker / "sub", stream=err)
-    assert not summary.ok and summary.frames == 0 and "ERROR" in err.getvalue()
+    assert not summary.ok and summary.frames == 0
+    # only why: nothing was recorded, so no summary of nothing
+    assert err.getvalue() == f"cannot record: cannot create the output directory {blocker / 'sub'}: Not a directory\n"
+    err = io.StringIO()
+    summary = run_recording(ListSource(make_frames(3)), blocker, stream=err)
+    assert not summary.ok and err.getvalue() == f"cannot record: not a directory: {blocker}\n"
+
+
+def test_progress_says_why_no_frame_comes(tmp_path):
+    from pystream.record import Recorder
+    from pystream.record.headless import progress_text
+    recorder = Recorder(str(tmp_path), fmt="tiff")
+    assert progress_text(recorder, None, 10.0, 2.0, "connecting").endswith("(connecting)")
+    assert progress_text(recorder, None, 10.0, 2.0, "disconnected").endswith("(disconnected)")
+    assert "(" not in progress_text(recorder, None, 10.0, 2.0, "connected").split("]", 1)[1]
 
 
 def test_disk_error_ends_the_run(small_tmpfs):

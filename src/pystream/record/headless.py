@@ -124,7 +124,7 @@ class ProgressLine:
 
 
 def progress_text(recorder: Recorder, frames: Optional[int], seconds: Optional[float],
-                  elapsed: float) -> str:
+                  elapsed: float, source_state: str = "") -> str:
     s = recorder.stats()
     done = f"{s['recorded']}/{frames}" if frames else str(s["recorded"])
     if frames:
@@ -137,8 +137,10 @@ def progress_text(recorder: Recorder, frames: Optional[int], seconds: Optional[f
         head = f"[{elapsed:6.1f}/{seconds:.0f} s] "
     else:
         head = f"[{elapsed:6.1f} s] "
+    # until frames flow, say why none come (connecting, disconnected)
+    waiting = f"  ({source_state})" if source_state not in ("", "connected") else ""
     return (f"{head}{done} frames  {s['record_mb_per_s']:.1f} MB/s  "
-            f"drops {s['record_drops']}  queue {s['record_queue_fill'] * 100:.0f}%")
+            f"drops {s['record_drops']}  queue {s['record_queue_fill'] * 100:.0f}%{waiting}")
 
 
 def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int] = None,
@@ -165,10 +167,10 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
     recorder.attach(counters)
     try:
         recorder.start()
-    except RecordError as exc:
+    except RecordError as exc:  # nothing was recorded: the reason alone, no summary
         summary.state, summary.error = "error", str(exc)
         summary.stop_reason = "could not start"
-        stream.write(summary.format() + "\n")
+        stream.write(f"cannot record: {exc}\n")
         return summary
 
     source_state = {"state": "", "message": ""}
@@ -202,11 +204,15 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
                     stop_reason = "stop requested"
                     break
                 if line is not None:
-                    line.update(progress_text(recorder, frames, seconds, elapsed))
+                    line.update(progress_text(recorder, frames, seconds, elapsed,
+                                              source_state["state"]))
                 time.sleep(poll_interval)
         except KeyboardInterrupt:
             stop_reason = "interrupted (Ctrl-C)"
             summary.interrupted = True
+        if line is not None:  # end the line before stopping logs anything
+            line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0), force=True)
+            line.end()
         _stop_source(source)
         router.remove_tap(recorder.tap)
         try:
@@ -222,8 +228,7 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
             router.remove_tap(recorder.tap)
             recorder.stop(drain=False)
     if line is not None:
-        line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0), force=True)
-        line.end()
+        line.end()  # still open only if something above raised
     _fill_summary(summary, recorder, counters, stop_reason)
     stream.write(summary.format() + "\n")
     stream.flush()

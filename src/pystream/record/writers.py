@@ -128,10 +128,14 @@ def next_free_index(directory: str, pattern: "re.Pattern[str]") -> int:
 def check_directory(directory: str) -> str:
     """The absolute directory, created if needed; RecordIOError if unusable."""
     directory = os.path.abspath(os.path.expanduser(directory))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise RecordIOError(f"not a directory: {directory}", errno.ENOTDIR)
     try:
         os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise RecordIOError(describe_os_error(exc, directory), exc.errno) from exc
+    except OSError as exc:  # creating it, not writing: say so (ENOENT here is not "removed")
+        reason = exc.strerror or str(exc)
+        raise RecordIOError(f"cannot create the output directory {directory}: {reason}",
+                            exc.errno) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
         raise RecordIOError(f"permission denied: {directory}", errno.EACCES)
     return directory
