@@ -26,12 +26,14 @@ def test_help_explains_every_option():
         assert option in text
 
 
-def test_demo_shows_frames_and_writes_stats(home):
+def test_demo_shows_frames_and_writes_stats(home, pv_name):
     stats = home / "stats.json"
     proc = run_pystream(["demo", "--offscreen", "--exit-after", "5", "--stats-json", str(stats),
-                         "--size", "256x256"], home)
+                         "--size", "256x256", "--pv", pv_name], home)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(stats.read_text())
+    assert data["source"] == f"pva://{pv_name}"  # --pv names the simulated detector
+    assert "never connected" not in proc.stderr
     assert data["state"] == "stopped"  # the final numbers are written after the source stops
     assert data["displayed"] > 10 and data["received"] >= data["displayed"]
     assert data["rejected"] == 0
@@ -46,8 +48,11 @@ def test_demo_shows_frames_and_writes_stats(home):
 
 def test_last_pv_is_remembered_and_explicit_pv_wins(home):
     stats = home / "s.json"
-    assert run_pystream(["--pv", "TEST:A:Image", "--exit-after", "1", "--stats-json", str(stats)],
-                        home).returncode == 0
+    proc = run_pystream(["--pv", "TEST:A:Image", "--exit-after", "1", "--stats-json", str(stats)], home)
+    assert proc.returncode == 0
+    # no server: said once, at exit, with where to look
+    assert proc.stderr.count("pva://TEST:A:Image never connected") == 1
+    assert "EPICS_PVA_ADDR_LIST" in proc.stderr
     settings = json.loads((home / ".pystream" / "viewer_config.json").read_text())
     assert settings["last_pv"] == "TEST:A:Image"
     # no --pv: auto-connects to the saved one
@@ -88,13 +93,34 @@ def test_sim_rejects_impossible_options_clearly(home):
     assert "jpeg codec needs --dtype uint8" in proc.stderr
     proc = run_pystream(["sim", "pva", "--size", "big"], home)
     assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
+    proc = run_pystream(["sim", "pva", "--color-mode", "purple", "--frames", "1"], home)
+    assert proc.returncode == 2 and "unknown color mode 'purple'; choose from mono," in proc.stderr
+    assert "publishing" not in proc.stderr  # refused before it starts
+    proc = run_pystream(["sim", "pva", "--codec", "lz5", "--frames", "1"], home)
+    assert proc.returncode == 2 and "unknown codec 'lz5'; choose from none, lz4" in proc.stderr
 
 
 @pytest.mark.parametrize("bad", [["--max-fps", "-1"], ["--display-bin", "x"], ["--log-level", "LOUD"],
-                                 ["--pva-queue", "0"]])
+                                 ["--pva-queue", "0"], ["--exit-after", "0"], ["--freq-avg", "0"],
+                                 ["--buffer-length", "0"], ["--port", "99999"],
+                                 ["--colormap", "bogus"],
+                                 ["record", "--pv", "x", "--out", "o", "--frames", "-1"],
+                                 ["sim", "pva", "--frames", "0"], ["sim", "zmq", "--count", "0"]])
 def test_bad_viewer_options_are_usage_errors(bad, home):
     proc = run_pystream(bad, home)
     assert proc.returncode == 2 and "usage: pystream" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_colormap_names_are_matched_whatever_the_case():
+    assert build_viewer_parser().parse_args(["--colormap", "Viridis"]).colormap == "viridis"
+    assert build_viewer_parser().parse_args(["--colormap", "cet-l3"]).colormap == "CET-L3"
+
+
+def test_an_unwritable_log_file_is_a_clear_error(home):
+    proc = run_pystream(["--log-file", str(home / "missing" / "x.log"), "--exit-after", "1"], home)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"cannot open the log file {home / 'missing' / 'x.log'}: No such file or directory" in proc.stderr
 
 
 def free_port():
@@ -173,6 +199,23 @@ def test_viewer_records_every_frame_from_launch(home):
     assert data["record_drops"] == 0
     # every received frame, not only the displayed ones
     assert data["recorded"] == data["received"]
+
+
+def test_recording_that_gets_no_frame_fails_with_the_reason(home, pv_name):
+    """A script must not take an empty recording for a good one."""
+    proc = run_pystream(["record", "--pv", pv_name, "--out", str(home / "rec"), "--seconds", "1.5"], home)
+    assert proc.returncode == 1
+    assert f"no frame arrived from pva://{pv_name}" in proc.stderr and "EPICS_PVA_ADDR_LIST" in proc.stderr
+    assert "(connecting)" in proc.stderr  # the progress line said why nothing came
+
+
+def test_record_at_launch_that_cannot_start_ends_the_viewer(home, pv_name):
+    blocker = home / "a-file"
+    blocker.write_text("x")
+    proc = run_pystream(["--pv", pv_name, "--record", "--record-dir", str(blocker),
+                         "--exit-after", "30"], home)
+    assert proc.returncode == 1
+    assert f"Cannot record: not a directory: {blocker}" in proc.stderr
 
 
 def test_bad_option_values_are_usage_errors_not_crashes(home):

@@ -25,7 +25,7 @@ subcommands:
   pystream sim pva [options]  run the simulated NTNDArray detector alone
                               (see: pystream sim pva --help)
   pystream sim zmq [options]  publish synthetic OVRO-style spectra over ZMQ
-  pystream record --pv PV --out DIR [--format tiff|hdf5] [--frames N | --seconds S]
+  pystream record --pv PV --out DIR [--format tiff|tiff-stack|hdf5] [--frames N | --seconds S]
                               record with no window (see: pystream record --help)
 
 examples:
@@ -38,10 +38,17 @@ settings persist in ~/.pystream/viewer_config.json (last PV; --pv wins).
 """
 
 
-def _positive_float(text: str) -> float:
+def _nonneg_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
@@ -57,6 +64,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1")
     return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a TCP port, 1-65535")
+    return value
+
+
+def _colormap(text: str) -> str:
+    from .gui.image_view import COLORMAPS  # only when the option is given: it loads pyqtgraph
+    for name in COLORMAPS:
+        if name.lower() == text.lower():
+            return name
+    raise argparse.ArgumentTypeError(f"unknown colormap {text!r}; choose from {', '.join(COLORMAPS)}")
 
 
 def _size(text: str):
@@ -100,7 +122,7 @@ def add_zmq_options(g) -> None:
                         "e.g. tcp://127.0.0.1:9798")
     g.add_argument("--addr", metavar="HOST",
                    help="spectrum stream host, as in StreamReceiver (default: 127.0.0.1)")
-    g.add_argument("--port", type=int, metavar="PORT",
+    g.add_argument("--port", type=_port, metavar="PORT",
                    help="spectrum stream port, as in StreamReceiver (default: 9798)")
 
 
@@ -114,34 +136,36 @@ def zmq_endpoint(args: argparse.Namespace) -> Optional[str]:
     return make_endpoint(args.addr or "127.0.0.1", args.port or 9798)
 
 
-def add_viewer_options(parser: argparse.ArgumentParser) -> None:
+def add_viewer_options(parser: argparse.ArgumentParser,
+                       pv_help: str = "NTNDArray PV to watch (default: the last one used, from the "
+                                      "settings file)") -> None:
     g = parser.add_argument_group("source")
-    g.add_argument("--pv", metavar="NAME",
-                   help="NTNDArray PV to watch (default: the last one used, from the settings file)")
+    g.add_argument("--pv", metavar="NAME", help=pv_help)
     add_pva_queue_option(g)
     add_zmq_options(g)
     g = parser.add_argument_group("spectra (with --zmq)")
     g.add_argument("--pol", default="XX", type=str.upper, choices=("XX", "YY", "I", "V"),
                    help="polarisation: XX, YY, I = (XX+YY)/2 or V = CI (default: XX)")
-    g.add_argument("--freq-avg", type=int, default=4, metavar="N",
+    g.add_argument("--freq-avg", type=_positive_int, default=4, metavar="N",
                    help="average N adjacent channels (default: 4: 3072 -> 768)")
     g.add_argument("--freq-range", metavar="F0,F1", type=_freq_range,
                    help="frequency axis in MHz, e.g. 14.36,87.83 (default: channel numbers)")
-    g.add_argument("--buffer-length", type=int, default=1200, metavar="ROWS",
+    g.add_argument("--buffer-length", type=_positive_int, default=1200, metavar="ROWS",
                    help="spectra kept for the waterfall (default: 1200)")
-    g.add_argument("--plot-interval", type=_positive_float, default=0.0, metavar="S",
+    g.add_argument("--plot-interval", type=_nonneg_float, default=0.0, metavar="S",
                    help="write a spectrum + waterfall PNG every S seconds (0 = never, default)")
     g.add_argument("--plot-dir", default="spectrum_plots", metavar="DIR",
                    help="where the periodic PNGs go (default: ./spectrum_plots)")
     g = parser.add_argument_group("display")
-    g.add_argument("--max-fps", type=_positive_float, default=0.0, metavar="FPS",
+    g.add_argument("--max-fps", type=_nonneg_float, default=0.0, metavar="FPS",
                    help="cap on frames painted per second; 0 = as fast as the screen takes them "
                         "(default: 0)")
     g.add_argument("--display-bin", type=_nonneg_int, default=0, metavar="N",
                    help="show every Nth pixel in each direction; 0 = auto, reduce to screen "
                         "resolution (default: 0). Tools still use full resolution.")
-    g.add_argument("--colormap", default=None, metavar="NAME",
-                   help="initial colormap: gray, viridis, turbo, inferno, magma, plasma, ...")
+    g.add_argument("--colormap", default=None, metavar="NAME", type=_colormap,
+                   help="initial colormap: gray, viridis, turbo, inferno, magma, plasma, cividis, "
+                        "CET-L3, CET-R4, CET-D1 (default: the last one used, else gray)")
     g.add_argument("--auto-every", type=_positive_int, default=1, metavar="N",
                    help="with Auto levels on, recompute the levels every N frames (default: 1)")
     g.add_argument("--offscreen", action="store_true",
@@ -166,7 +190,7 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stats-json", metavar="FILE",
                    help="write the counters (received, displayed, skipped, rejected, fps, latency, "
                         "...) to FILE every second and at exit")
-    g.add_argument("--exit-after", type=_positive_float, metavar="SECONDS",
+    g.add_argument("--exit-after", type=_seconds, metavar="SECONDS",
                    help="quit after SECONDS (for scripts and benchmarks)")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
@@ -188,15 +212,18 @@ def build_demo_parser() -> argparse.ArgumentParser:
         prog="pystream demo",
         description="Open the viewer on an embedded simulated NTNDArray detector "
                     "(a moving test pattern with a frame counter). No EPICS IOC needed.")
-    add_viewer_options(parser)
+    add_viewer_options(parser, pv_help="name under which the simulated detector is served and "
+                                       "watched (default: pystream:demo:<process id>:Image)")
     g = parser.add_argument_group("simulated detector")
     g.add_argument("--size", type=_size, default=(1024, 1024), metavar="WxH",
                    help="image size (default: 1024x1024)")
-    g.add_argument("--rate", type=_positive_float, default=30.0, metavar="HZ",
+    g.add_argument("--rate", type=_nonneg_float, default=30.0, metavar="HZ",
                    help="frames per second; 0 = as fast as possible (default: 30)")
     g.add_argument("--dtype", default="uint16", help="pixel type (default: uint16)")
-    g.add_argument("--codec", default="", help="none, lz4, bslz4, blosc, zlib, jpeg (default: none)")
-    g.add_argument("--color-mode", default="mono", help="mono, rgb1, rgb2, rgb3 (default: mono)")
+    g.add_argument("--codec", default="",
+                   help="none, lz4, bslz4, blosc, zlib, lz4hdf5, jpeg (jpeg needs uint8) (default: none)")
+    g.add_argument("--color-mode", default="mono",
+                   help="mono, rgb1, rgb2, rgb3, bayer, yuv422 (default: mono)")
     return parser
 
 
@@ -210,7 +237,7 @@ def build_sim_parser() -> argparse.ArgumentParser:
     p.add_argument("--pv", default="pystream:sim:Image", help="PV name (default: pystream:sim:Image)")
     p.add_argument("--size", type=_size, default=(1024, 1024), metavar="WxH",
                    help="image size (default: 1024x1024)")
-    p.add_argument("--rate", type=_positive_float, default=30.0, metavar="HZ",
+    p.add_argument("--rate", type=_nonneg_float, default=30.0, metavar="HZ",
                    help="frames per second; 0 = as fast as possible (default: 30)")
     p.add_argument("--dtype", default="uint16",
                    help="int8 uint8 int16 uint16 int32 uint32 int64 uint64 float32 float64 bool "
@@ -220,21 +247,23 @@ def build_sim_parser() -> argparse.ArgumentParser:
                         "(default: none)")
     p.add_argument("--color-mode", default="mono",
                    help="mono, rgb1, rgb2, rgb3, bayer, yuv422 (default: mono)")
-    p.add_argument("--frames", type=int, default=None, help="stop after N frames (default: run until Ctrl-C)")
+    p.add_argument("--frames", type=_positive_int, default=None, metavar="N",
+                   help="stop after N frames (default: run until Ctrl-C)")
     p.add_argument("--no-counter", action="store_true",
                    help="do not draw the frame counter (publishes precomputed frames faster)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     z = kinds.add_parser("zmq", help="an OVRO-LWA spectrum stream over ZMQ (AvgStreamingOp format)",
                          description="Publish synthetic spectra (bandpass, noise, drifting bursts) "
                                      "exactly as AvgStreamingOp does: PUB binds, 3-part messages.")
     z.add_argument("--addr", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    z.add_argument("--port", type=int, default=9798, help="port to bind (default: 9798)")
-    z.add_argument("--rate", type=_positive_float, default=4.0, metavar="HZ",
+    z.add_argument("--port", type=_port, default=9798, help="port to bind (default: 9798)")
+    z.add_argument("--rate", type=_nonneg_float, default=4.0, metavar="HZ",
                    help="messages per second; 0 = as fast as possible (default: 4)")
-    z.add_argument("--count", type=int, default=None, help="stop after N messages")
+    z.add_argument("--count", type=_positive_int, default=None, metavar="N",
+                   help="stop after N messages (default: run until Ctrl-C)")
     z.add_argument("--log-level", default="INFO", type=str.upper,
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     return parser
 
 
@@ -254,24 +283,33 @@ def build_record_parser() -> argparse.ArgumentParser:
                    help="default: tiff (a sequence of files)")
     g.add_argument("--prefix", default="frame", help="file name prefix (default: frame)")
     stop = g.add_mutually_exclusive_group()
-    stop.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
-    stop.add_argument("--seconds", type=_positive_float, metavar="S", help="stop after S seconds")
+    stop.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames")
+    stop.add_argument("--seconds", type=_nonneg_float, metavar="S", help="stop after S seconds")
     g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
                    help="memory between receiving and writing (default: 1GiB); beyond it frames "
                         "are dropped and counted")
     g.add_argument("--compression", default=None, help="TIFF/HDF5 compression, e.g. zlib (default: none)")
     g.add_argument("--no-progress", action="store_true", help="no progress line")
     g.add_argument("--log-level", default="INFO", type=str.upper,
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     return parser
 
 
 def setup_logging(level: str = "INFO", log_file: Optional[str] = None) -> None:
     handlers: List[logging.Handler] = [logging.StreamHandler()]
     if log_file:
-        handlers.append(logging.FileHandler(log_file))
+        try:
+            handlers.append(logging.FileHandler(log_file))
+        except OSError as exc:  # a usage error, like a bad option value
+            print(f"pystream: cannot open the log file {log_file}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            sys.exit(2)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+NEVER_CONNECTED_HINT = ("is the IOC (or publisher) running, and reachable from here? "
+                        "For PVAccess see EPICS_PVA_ADDR_LIST and EPICS_PVA_AUTO_ADDR_LIST")
 
 
 def use_loopback_if_unset() -> None:
@@ -308,9 +346,13 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
     window.show()
 
-    # recording starts before the stream, so it has every frame from the first
+    # recording starts before the stream, so it has every frame from the first;
+    # asked for at launch (often offscreen, by a script), failing to start is fatal
     if args.record and not record_panel.start_recording():
-        log.error("recording could not start: %s", record_panel.error_label.text())
+        log.error("%s", record_panel.error_label.text())  # "Cannot record: <why>"
+        if stop_spectra is not None:
+            stop_spectra()
+        return 1
     # with only a spectrum stream asked for, don't also open the last image PV
     pv = demo_pv or args.pv or ("" if endpoint else settings.get("last_pv")) or ""
     if pv:
@@ -331,17 +373,20 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
-    if args.exit_after:
+    if args.exit_after is not None:
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), app.quit)
 
     code = app.exec_()
     if window.session is not None:
+        if window.session.stats().get("state") == "connecting":
+            log.warning("%s never connected: %s", window.session.source.describe(),
+                        NEVER_CONNECTED_HINT)
         window.session.source.stop()  # nothing more arrives: the counts below are final
+    if stop_spectra is not None:
+        stop_spectra()  # like the image source: the final numbers say "stopped"
     record_panel.shutdown()  # write what is queued, close the files
     if stats_writer is not None:
-        stats_writer.stop()  # final numbers, before the streams are torn down
-    if stop_spectra is not None:
-        stop_spectra()
+        stats_writer.stop()  # final numbers, before the windows are torn down
     settings["colormap"] = window.colormap_combo.currentText()
     if demo_pv is None:
         settings_mod.save_settings(settings)
@@ -426,7 +471,7 @@ def run_demo(args: argparse.Namespace) -> int:
     use_loopback_if_unset()
     from .publish.pva_sim import run_pva_sim
 
-    pv = f"pystream:demo:{os.getpid()}:Image"
+    pv = args.pv or f"pystream:demo:{os.getpid()}:Image"
     stop = threading.Event()
     ready = threading.Event()
     errors: List[BaseException] = []
@@ -498,7 +543,13 @@ def run_record(args: argparse.Namespace) -> int:
     except RecordError as exc:
         log.error("cannot record: %s", exc)
         return 1
-    return 0 if summary.ok else 1
+    if not summary.ok:
+        return 1
+    if summary.received == 0 and summary.stop_reason != "could not start":
+        # a script must not take an empty recording for a good one
+        log.error("no frame arrived from %s: %s", source.describe(), NEVER_CONNECTED_HINT)
+        return 1
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

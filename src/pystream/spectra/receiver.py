@@ -154,7 +154,8 @@ class SpectrumReceiver:
             self.counters.add("ring_drops")
 
     def _on_state(self, state: str, message: str) -> None:
-        log.info("stream %s: %s %s", self.endpoint, state, message)
+        # the source logs its state changes at INFO already
+        log.debug("stream %s: %s %s", self.endpoint, state, message)
 
     # -- worker: batch → processing → ring ----------------------------------------
     def _process_loop(self) -> None:
