@@ -122,8 +122,41 @@ def test_max_fps_paces_deliveries_on_a_timetable():
         feeding.set()
         worker.stop()
         worker.join(2)
-    rate = (len(times) - 1) / (times[-1] - times[0])
-    assert 40 <= rate <= 52  # capped at 50/s, not the 500/s offered
+    # capped at 50/s, not the 500/s offered: delivery k never comes before
+    # its slot (one period of slack for the first prepare); a stall of the
+    # shared machine can only make them later, so this never flakes
+    for k, t in enumerate(times):
+        assert t - times[0] >= (k - 1) / 50, (k, t - times[0])
+
+
+def test_a_frame_taken_as_pause_is_pressed_is_not_decoded():
+    """The worker waits in ``slot.take`` when pause comes: the frame it gets
+    then must wait for resume, undecoded."""
+    import threading
+
+    from pystream.frame import Frame
+
+    slot, counters, shown = LatestFrameSlot(), Counters(), []
+    delivered = threading.Event()
+
+    def deliver(display):
+        shown.append(display.uid)
+        worker.consumed()
+        delivered.set()
+
+    worker = DisplayWorker(slot, counters, deliver)
+    worker.start()
+    try:
+        worker.pause()  # the idle worker is inside slot.take(timeout=0.1)
+        slot.put(Frame.from_array(np.zeros((8, 8), np.uint16), uid=1, source="t"))
+        assert not delivered.wait(0.5)
+        assert counters.get("decoded") == 0 and shown == []
+        worker.resume()
+        assert delivered.wait(10)
+        assert shown == [1] and counters.get("decoded") == 1
+    finally:
+        worker.stop()
+        worker.join(2)
 
 
 def test_levels_ignore_nan_and_never_collapse():

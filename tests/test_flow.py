@@ -22,6 +22,17 @@ def test_uid_tracker_gaps_restarts_wrap_duplicates():
     assert t.observe(3) == 0 and t.restarts == 2
 
 
+def test_a_frame_put_back_is_taken_again_unless_a_newer_one_came():
+    slot = LatestFrameSlot()
+    slot.put("a")
+    assert slot.take(0) == "a"
+    assert slot.put_back("a") and slot.take(0) == "a"
+    assert slot.take(0) is None
+    slot.put("b")
+    assert not slot.put_back("a")  # stale: the newer one stays
+    assert slot.take(0) == "b"
+
+
 def test_latest_slot_keeps_newest_and_reports_replaced():
     slot = LatestFrameSlot()
     assert slot.put("a") is None

@@ -205,6 +205,10 @@ class DisplayWorker(threading.Thread):
                 if self.slot.closed:
                     break
                 continue
+            if not self._resume.is_set():  # paused while waiting for it: not decoded
+                if not self.slot.put_back(frame):
+                    self.counters.add("skipped")  # a newer one is there already
+                continue
             display = self.prepare(frame)
             if display is None:
                 continue

@@ -218,6 +218,16 @@ class LatestFrameSlot:
             frame, self._frame = self._frame, None
             return frame
 
+    def put_back(self, frame: Any) -> bool:
+        """Return a taken frame the taker cannot use now (e.g. paused
+        meanwhile). False if a newer frame came meanwhile: ``frame`` is then
+        stale (the caller counts it as skipped)."""
+        with self._cond:
+            if self._frame is not None or self._closed:
+                return False
+            self._frame = frame
+            return True
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
