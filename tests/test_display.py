@@ -41,6 +41,17 @@ class Doubler:
         return arr * 2, meta
 
 
+def wait_for(condition, timeout=30.0):
+    """Poll until ``condition()`` or ``timeout`` seconds (generous: a loaded machine is slow)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def worker_with(*processors):
     return DisplayWorker(LatestFrameSlot(), Counters(), lambda d: None, processors=list(processors))
 
@@ -182,7 +193,6 @@ def test_analyses_run_after_the_frame_is_handed_over_and_fill_it():
     slot = LatestFrameSlot()
     handed = []
     release = threading.Event()  # analyses wait until the "GUI" has the frame
-    done = threading.Event()
 
     def deliver(display):
         handed.append((display, dict(display.analysis)))  # what the GUI saw at hand-over
@@ -207,23 +217,15 @@ def test_analyses_run_after_the_frame_is_handed_over_and_fill_it():
     worker.start()
     try:
         slot.put(Frame.from_array(image, uid=1, source="t"))
-        display = None
-        for _ in range(500):
-            if handed and "broken" in handed[0][0].analysis:
-                display = handed[0][0]
-                break
-            done.wait(0.01)
-        assert display is not None
+        assert wait_for(lambda: handed and "broken" in handed[0][0].analysis)
+        display = handed[0][0]
         assert handed[0][1] == {}  # nothing measured yet when the frame was handed over
         assert display.analysis["roi_sum"] == float(image[1:3, 2:5].sum())
         assert isinstance(display.analysis["broken"], RuntimeError)
         assert display.auto_levels is True
         worker.consumed()
         slot.put(Frame.from_array(image, uid=2, source="t"))
-        for _ in range(500):
-            if len(handed) == 2:
-                break
-            done.wait(0.01)
+        assert wait_for(lambda: len(handed) == 2)
         assert handed[1][0].auto_levels is False and len(asked) == 2
     finally:
         worker.stop()

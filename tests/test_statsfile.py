@@ -13,19 +13,21 @@ def test_a_periodic_write_in_flight_never_lands_after_the_final_one(tmp_path):
     def snapshot():
         if threading.current_thread() is writer and not entered.is_set():
             entered.set()  # the periodic write has taken its (soon stale) numbers...
-            gate.wait(5)   # ... and is slow to write them
+            gate.wait(30)  # ... and is slow to write them
             return {"phase": "stale"}
         return dict(state)
 
     writer = StatsFileWriter(str(path), snapshot, interval=0.01)
     writer.start()
-    assert entered.wait(5)
+    assert entered.wait(30)
     state["phase"] = "final"
     stopper = threading.Thread(target=writer.stop)
     stopper.start()
-    stopper.join(0.5)  # the final write must wait for the one in flight
+    stopper.join(0.5)
+    # the final write waits for the one in flight (nothing written yet)
+    assert stopper.is_alive() and not path.exists()
     gate.set()
-    stopper.join(5)
+    stopper.join(30)
     assert not stopper.is_alive() and not writer.is_alive()
     assert json.loads(path.read_text())["phase"] == "final"
 

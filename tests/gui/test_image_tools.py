@@ -119,12 +119,12 @@ def test_flat_and_dark_capture_apply_equal_numpy(window, tools, publisher, qtbot
     tools.capture("dark", 3)
     for d in darks:
         show(window, publisher, qtbot, d)
-    qtbot.waitUntil(lambda: tools.corrections.dark is not None, timeout=5000)
+    qtbot.waitUntil(lambda: tools.corrections.dark is not None, timeout=30000)
     tools.capture_n_spin.setValue(2)
     tools.capture("flat", 2)
     for f in flats:
         show(window, publisher, qtbot, f)
-    qtbot.waitUntil(lambda: "20 float32" in tools.reference_labels["flat"].text(), timeout=5000)
+    qtbot.waitUntil(lambda: "20 float32" in tools.reference_labels["flat"].text(), timeout=30000)
     dark = np.mean(darks, axis=0, dtype=np.float64).astype(np.float32)
     flat = np.mean(flats, axis=0, dtype=np.float64).astype(np.float32)
     np.testing.assert_allclose(tools.corrections.dark, dark, rtol=1e-6)
@@ -283,7 +283,7 @@ def test_line_outline_follows_the_line_and_the_zoom(window, tools, publisher, qt
         return dev.mapRect(line.boundingRect()).height() - abs(ends[1].y() - ends[0].y())
 
     tools.set_line((5.5, 5.5), (20.5, 10.5))
-    qtbot.waitUntil(endpoints_inside, timeout=5000)
+    qtbot.waitUntil(endpoints_inside, timeout=30000)
     tools.set_line((30.5, 20.5), (50.5, 35.5))  # the outline of the old place would not hold it
     assert endpoints_inside()
     qtbot.wait(50)

@@ -90,9 +90,11 @@ def test_rgb_frames_are_shown_in_colour(window, publisher, qtbot):
     assert right.red() > 150 and right.blue() > 200
 
 
-def test_a_pv_typed_in_the_toolbar_gets_the_pva_queue_option(publisher, qtbot):
+def test_a_pv_typed_in_the_toolbar_gets_the_pva_queue_option(publisher, qtbot, home, monkeypatch):
     from pystream.cli import build_viewer_parser, build_window
     from pystream.gui.app import make_app
+
+    monkeypatch.chdir(home)  # the packaged pipeline, not one in the current directory or ~/.pystream
 
     make_app()
     window = build_window(build_viewer_parser().parse_args(["--pva-queue", "6"]))

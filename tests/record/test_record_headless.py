@@ -4,6 +4,7 @@ import io
 import json
 import os
 import threading
+import time
 
 import h5py
 import pytest
@@ -68,14 +69,23 @@ def test_seconds_limit(tmp_path):
     assert summary.frames + summary.drops == summary.offered
 
 
+def after_frames(source, n, action):
+    """Run ``action`` from another thread once ``source`` has sent ``n`` frames
+    (so it always lands inside the recording, however loaded the machine)."""
+    def run():
+        deadline = time.monotonic() + 60
+        while source.sent < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        action()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_ctrl_c_drains_and_leaves_valid_files(tmp_path):
     source = ListSource(make_frames(10, shape=(64, 64)), rate=500, repeat=True)
-    timer = threading.Timer(0.4, _thread.interrupt_main)  # Ctrl-C, as the user would
-    timer.start()
-    try:
-        summary = run_recording(source, tmp_path, fmt="hdf5", stream=io.StringIO())
-    finally:
-        timer.cancel()
+    after_frames(source, 20, _thread.interrupt_main)  # Ctrl-C, as the user would
+    summary = run_recording(source, tmp_path, fmt="hdf5", stream=io.StringIO())
     assert summary.interrupted and summary.ok and summary.frames > 0
     assert "interrupted" in summary.stop_reason
     assert summary.frames + summary.drops + summary.rejected == summary.offered
@@ -87,7 +97,7 @@ def test_ctrl_c_drains_and_leaves_valid_files(tmp_path):
 def test_stop_event_and_summary_dict(tmp_path):
     stop = threading.Event()
     source = ListSource(make_frames(5), rate=100, repeat=True)
-    threading.Timer(0.2, stop.set).start()
+    after_frames(source, 10, stop.set)
     summary = run_recording(source, tmp_path, stop_event=stop, stream=io.StringIO())
     assert summary.stop_reason == "stop requested" and summary.frames > 0
     d = summary.as_dict()

@@ -37,10 +37,10 @@ def test_record_tiff_sequence_from_the_panel(panel, qtbot, tmp_path):
     frames = make_frames(12)
     for frame in frames:
         panel.router.on_frame(frame)
-    qtbot.waitUntil(lambda: panel.frames_label.text() == "12", timeout=5000)
+    qtbot.waitUntil(lambda: panel.frames_label.text() == "12", timeout=30000)
     assert panel.drops_label.text() == "0"
     qtbot.mouseClick(panel.start_button, 1)
-    qtbot.waitUntil(lambda: panel.start_button.text() == "Start Recording", timeout=5000)
+    qtbot.waitUntil(lambda: panel.start_button.text() == "Start Recording", timeout=30000)
     assert not panel.is_recording and panel.dir_edit.isEnabled()
     names = sorted(os.listdir(tmp_path))
     assert names == [f"sample_{i:06d}.tiff" for i in range(1, 13)]
@@ -90,6 +90,6 @@ def test_panel_shows_a_disk_error_and_returns_to_idle(panel, qtbot, small_tmpfs)
     for frame in make_frames(40, shape=(256, 256)):
         panel.router.on_frame(frame)
         qtbot.wait(2)
-    qtbot.waitUntil(lambda: panel.start_button.text() == "Start Recording", timeout=5000)
+    qtbot.waitUntil(lambda: panel.start_button.text() == "Start Recording", timeout=30000)
     assert "disk full" in panel.error_label.text()
     assert int(panel.frames_label.text()) == len(os.listdir(small_tmpfs)) > 0

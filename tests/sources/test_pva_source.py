@@ -78,9 +78,13 @@ def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
         source.resume_grace = 0.5
         assert collector.wait_for(lambda c: len(c.frames) >= 40)  # uid ~40 before the restart
         _restart_server(sims, pv_name, collector)
+        source.stop()  # nothing arrives between the counts and the uids read below
         snap = collector.counters.snapshot()
+        uids = [frame.uid for frame in collector.frames]
         assert snap["restarts"] == 1  # a restart, not 4 billion drops
-        assert snap["dropped_upstream"] == 0  # nothing is lost while connected at 20 Hz
+        # gaps only where the received uids have them (a loaded machine may lose
+        # a frame while connected; a uid back to 1 is the restart, not a gap)
+        assert snap["dropped_upstream"] == sum(b - a - 1 for a, b in zip(uids, uids[1:]) if b > a + 1)
         assert collector.frames[-1].array.shape == (16, 32)
     finally:
         if source is not None:
@@ -179,6 +183,7 @@ print("frames", Sink.frames)
 """
 
 
+@pytest.mark.timeout(300)  # longer than the child's own limit, so that one reports
 def test_stopping_under_a_flood_of_updates_never_crashes(pv_name):
     """pvapy drops its reference to the subscriber without the GIL on its
     receive thread; stopping mid-update used to free it there (segfault).

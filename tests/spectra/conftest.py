@@ -8,7 +8,7 @@ import pytest
 from pystream.publish.zmq_spectra import SpectrumPublisher, make_header
 
 
-def wait_until(condition, timeout=5.0, interval=0.005, message="condition"):
+def wait_until(condition, timeout=30.0, interval=0.005, message="condition"):
     """Poll ``condition`` until true or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -32,7 +32,7 @@ def header_bytes(shape=(1, 3072, 4), **override):
     return json.dumps(header).encode()
 
 
-def prime(publisher, delivered, timeout=5.0):
+def prime(publisher, delivered, timeout=30.0):
     """Send valid warm-up spectra until ``delivered()`` grows: beats PUB/SUB's slow joiner.
 
     Returns how many warm-up messages were sent.

@@ -127,13 +127,14 @@ def test_run_sim_paces_and_counts(publisher):
     assert elapsed >= 0.15  # 10 messages at 50 Hz take about 0.2 s
 
 
-def test_run_sim_full_speed_stops_on_event():
+def test_run_sim_full_speed_stops_on_event(publisher, wait):
     stop = threading.Event()
     result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("sent", run_sim(port=0, rate=0, stop_event=stop)))
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "sent", run_sim(rate=0, stop_event=stop, publisher=publisher)))
     thread.start()
-    time.sleep(0.2)
+    wait(lambda: publisher.sent > 10, message="10 spectra at full speed")
     stop.set()
-    thread.join(timeout=5)
+    thread.join(timeout=30)
     assert not thread.is_alive()
-    assert result["sent"] > 10
+    assert result["sent"] == publisher.sent > 10  # what it returns is what it sent
