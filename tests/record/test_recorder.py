@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 
 import h5py
 import numpy as np
@@ -14,21 +13,6 @@ import tifffile
 from pystream.flow import Counters, FrameRouter
 from pystream.record import STAT_KEYS, Hdf5Writer, Recorder, RecordError
 from .record_helpers import lazy_frame, make_frames, rejected_frame, wait_for
-
-
-class BlockingProcess:
-    """A processing step that holds the writer thread until released."""
-
-    def __init__(self):
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-
-    def __call__(self, array, meta):
-        self.calls += 1
-        self.entered.set()
-        assert self.release.wait(20)
-        return array
 
 
 def router_with(recorder):
@@ -69,10 +53,9 @@ def test_every_frame_recorded_in_order(tmp_path, fmt, stack):
         np.testing.assert_array_equal(np.stack([a for _, a in got]), expected)
 
 
-def test_slow_disk_drops_are_counted_exactly_and_memory_stays_bounded(tmp_path):
+def test_slow_disk_drops_are_counted_exactly_and_memory_stays_bounded(tmp_path, slow):
     frames = make_frames(20, shape=(32, 32))
     frame_bytes = frames[0].nbytes
-    slow = BlockingProcess()
     # one writer thread: exact numbers (with several, each holds one more frame, see below)
     recorder = Recorder(tmp_path, buffer_bytes=3 * frame_bytes, process=slow,
                         writer_threads=1).start()
@@ -93,8 +76,7 @@ def test_slow_disk_drops_are_counted_exactly_and_memory_stays_bounded(tmp_path):
     assert [uid for uid, _ in read_sequence(tmp_path)] == [1, 2, 3, 4]
 
 
-def test_tap_never_decodes(tmp_path):
-    slow = BlockingProcess()
+def test_tap_never_decodes(tmp_path, slow):
     recorder = Recorder(tmp_path, process=slow, writer_threads=1).start()  # no parallel decode
     router = router_with(recorder)
     array = np.arange(64, dtype=np.uint16).reshape(8, 8)
@@ -152,9 +134,8 @@ def test_failing_process_is_a_reject_not_a_crash(tmp_path):
     assert recorder.rejected_by_reason == {"process_error": 1}
 
 
-def test_stop_without_drain_drops_the_queue(tmp_path):
+def test_stop_without_drain_drops_the_queue(tmp_path, slow):
     frames = make_frames(10)
-    slow = BlockingProcess()
     recorder = Recorder(tmp_path, process=slow).start()
     recorder.tap(frames[0])
     assert slow.entered.wait(10)
@@ -168,8 +149,7 @@ def test_stop_without_drain_drops_the_queue(tmp_path):
     assert [uid for uid, _ in read_sequence(tmp_path)] == [1]
 
 
-def test_stop_drains_in_the_background(tmp_path):
-    slow = BlockingProcess()
+def test_stop_drains_in_the_background(tmp_path, slow):
     recorder = Recorder(tmp_path, process=slow).start()
     for frame in make_frames(5):
         recorder.tap(frame)

@@ -14,7 +14,7 @@ from pystream.record import Recorder, TiffSequenceWriter
 from pystream.record.writers import INDEX_WIDTH
 
 from .record_helpers import make_frames, rejected_frame, wait_for
-from .test_recorder import BlockingProcess, read_sequence
+from .test_recorder import read_sequence
 
 REAL_IMWRITE = tifffile.imwrite
 
@@ -143,9 +143,8 @@ def test_disk_error_mid_way_leaves_only_complete_files(tmp_path, monkeypatch):
             assert int(name[len("frame_"):-len(".tiff")]) == uid_of(tif.pages[0].description)
 
 
-def test_stop_without_drain_writes_only_the_frame_in_hand(tmp_path):
+def test_stop_without_drain_writes_only_the_frame_in_hand(tmp_path, slow):
     frames = make_frames(10)
-    slow = BlockingProcess()
     recorder = Recorder(tmp_path, process=slow, writer_threads=4).start()
     recorder.tap(frames[0])
     assert slow.entered.wait(10)
@@ -160,11 +159,10 @@ def test_stop_without_drain_writes_only_the_frame_in_hand(tmp_path):
     assert [uid for uid, _ in read_sequence(tmp_path)] == [1]
 
 
-def test_memory_stays_bounded_with_several_threads(tmp_path):
+def test_memory_stays_bounded_with_several_threads(tmp_path, slow):
     """Each extra thread holds at most one frame beyond the budget; counts stay exact."""
     frames = make_frames(20, shape=(32, 32))
     frame_bytes = frames[0].nbytes
-    slow = BlockingProcess()
     recorder = Recorder(tmp_path, buffer_bytes=3 * frame_bytes, process=slow,
                         writer_threads=3).start()
     recorder.tap(frames[0])
