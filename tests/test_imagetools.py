@@ -112,6 +112,26 @@ def test_line_profile_samples_real_pixels_length_and_angle():
     assert line_profile(arr, (0.5, 5), (0.5, 0)).angle == pytest.approx(-90)
 
 
+def test_a_line_far_off_the_frame_samples_only_its_part_on_it():
+    arr = np.arange(100, dtype=np.float32).reshape(10, 10)
+    far = line_profile(arr, (-1e7 + 0.5, 4.5), (1e7 + 0.5, 4.5))  # 20 million pixels long
+    assert far.length == 2e7 and len(far.values) < 20
+    on = ~np.isnan(far.values)
+    np.testing.assert_array_equal(far.values[on], arr[4])  # row 4, every pixel once, in order
+    assert np.isnan(far.values[0]) and np.isnan(far.values[-1]) and far.distance[-1] == 2e7
+    # the same samples as the plain sampling wherever they are taken
+    part = line_profile(arr, (-20.5, -10.5), (30.5, 20.5))
+    n = int(np.ceil(part.length)) + 1
+    t = part.distance / part.length
+    np.testing.assert_allclose(t * (n - 1), np.round(t * (n - 1)), atol=1e-6)  # on the plain grid
+    full = np.linspace(0, 1, n)  # every sample of the plain grid that lands on the frame is there
+    fx, fy = np.floor(-20.5 + full * 51), np.floor(-10.5 + full * 31)
+    assert np.count_nonzero(~np.isnan(part.values)) == np.count_nonzero(
+        (fx >= 0) & (fx < 10) & (fy >= 0) & (fy < 10)) > 0
+    missed = line_profile(arr, (20.5, 0.5), (30.5, 0.5))
+    assert len(missed.values) == 2 and np.isnan(missed.values).all()
+
+
 def test_every_nth_and_arm():
     due = EveryNth(3)
     assert [due() for _ in range(7)] == [True, False, False, True, False, False, True]
@@ -152,13 +172,15 @@ def test_load_reference_reasons(tmp_path):
     np.save(good, np.ones((4, 5), np.float32))
     assert load_reference(good).shape == (4, 5)
     (tmp_path / "bad.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(ValueError, match="cannot read flat"):
+    with pytest.raises(ValueError, match="cannot read flat from bad.npy: not a NumPy .npy file"):
         load_reference(tmp_path / "bad.npy")
     np.save(tmp_path / "vec.npy", np.ones(7))
     with pytest.raises(ValueError, match="2-D"):
         load_reference(tmp_path / "vec.npy")
     with pytest.raises(ValueError, match="not found"):
         load_reference(tmp_path / "missing.npy", "dark")
+    with pytest.raises(ValueError, match="cannot read dark from .*: Is a directory"):
+        load_reference(tmp_path, "dark")
 
 
 def test_frame_averager_restarts_on_shape_change():

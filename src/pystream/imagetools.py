@@ -241,19 +241,44 @@ class LineProfile:
     values: np.ndarray  # float64, (n,) or (n, channels); NaN outside the frame
 
 
+def _inside_range(x0: float, y0: float, dx: float, dy: float, w: int, h: int) -> Optional[Tuple[float, float]]:
+    """The part ``[t0, t1]`` of the segment ``(x0, y0) + t (dx, dy)``, t in [0, 1],
+    inside the frame ``[0, w] x [0, h]`` (Liang-Barsky); None if it misses it."""
+    lo, hi = 0.0, 1.0
+    for p, q in ((-dx, x0), (dx, w - x0), (-dy, y0), (dy, h - y0)):
+        if p == 0:
+            if q < 0:
+                return None
+        elif p < 0:
+            lo = max(lo, q / p)
+        else:
+            hi = min(hi, q / p)
+    return (lo, hi) if lo <= hi else None
+
+
 def line_profile(arr: np.ndarray, start: Tuple[float, float], end: Tuple[float, float]) -> LineProfile:
     """Values along the segment, one sample per detector pixel of length
-    (nearest pixel: no interpolation, so every value is a real pixel value)."""
+    (nearest pixel: no interpolation, so every value is a real pixel value).
+
+    Only the part over the frame is sampled, plus the two ends (NaN when
+    outside): a line dragged far off the image costs no more than its part on it."""
     (x0, y0), (x1, y1) = start, end
     dx, dy = x1 - x0, y1 - y0
     length = float(np.hypot(dx, dy))
     angle = float(np.degrees(np.arctan2(dy, dx)))
     n = max(2, int(np.ceil(length)) + 1)
-    t = np.linspace(0.0, 1.0, n)
+    span = _inside_range(x0, y0, dx, dy, arr.shape[1], arr.shape[0])
+    if span is None:
+        k = np.array([0, n - 1])
+    else:  # the samples over the frame, one more each side for rounding, and both ends
+        k_lo = max(0, int(np.floor(span[0] * (n - 1))) - 1)
+        k_hi = min(n - 1, int(np.ceil(span[1] * (n - 1))) + 1)
+        k = np.unique(np.r_[0, np.arange(k_lo, k_hi + 1), n - 1])
+    t = k / (n - 1)
     ix = np.floor(x0 + t * dx).astype(np.intp)
     iy = np.floor(y0 + t * dy).astype(np.intp)
     inside = (ix >= 0) & (ix < arr.shape[1]) & (iy >= 0) & (iy < arr.shape[0])
-    values = np.full((n,) + arr.shape[2:], np.nan)
+    values = np.full((len(t),) + arr.shape[2:], np.nan)
     values[inside] = arr[iy[inside], ix[inside]]
     return LineProfile((x0, y0), (x1, y1), length, angle, t * length, values)
 
@@ -329,6 +354,15 @@ def save_displayed_png(path: PathLike, arr: np.ndarray, levels: Tuple[float, flo
 def load_reference(path: PathLike, what: str = "flat") -> np.ndarray:
     """A flat or dark frame from ``.npy``; ValueError with the reason if unusable."""
     path = Path(os.path.expanduser(os.fspath(path)))
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise ValueError(f"{what} file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission...
+        raise ValueError(f"cannot read {what} from {path}: {exc.strerror or exc}") from None
+    if magic != b"\x93NUMPY":  # else numpy blames pickled data for any other file
+        raise ValueError(f"cannot read {what} from {path.name}: not a NumPy .npy file")
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:

@@ -194,6 +194,42 @@ def test_flat_of_wrong_shape_or_bad_file_is_refused_loudly(window, tools, publis
     saved = tmp_path / "saved_flat.npy"
     assert tools.save_reference_file("flat", saved)
     np.testing.assert_array_equal(np.load(saved), np.full((16, 24), 2.0, np.float32))
+    # the dark's earlier failure left the panel with that success
+    assert tools.corrections_label.text() == ""
+    # a name without .npy: saved where numpy puts it, and the message says so
+    assert tools.save_reference_file("flat", tmp_path / "flat.tiff")
+    assert tools.message_label.text() == f"flat saved to {tmp_path / 'flat.tiff.npy'}"
+    np.testing.assert_array_equal(np.load(tmp_path / "flat.tiff.npy"), np.full((16, 24), 2.0, np.float32))
+    text = tmp_path / "notes.npy"
+    text.write_text("a text file, renamed")
+    assert not tools.load_reference_file("flat", text)
+    assert "not a NumPy .npy file" in tools.corrections_label.text()
+
+
+def test_a_capture_is_cancelled_when_the_stream_changes(window, tools, publisher, qtbot):
+    image = np.full((16, 24), 1000, np.uint16)
+    start(window, publisher, qtbot, image)
+    tools.capture("flat", 50)
+    show(window, publisher, qtbot, image + 1)
+    assert tools.corrections.capturing[0] == "flat"
+    tools.capture("dark", 50)  # replaces it, and says so
+    assert "flat capture cancelled after" in tools.message_label.text()
+    show(window, publisher, qtbot, image + 2)
+    window.disconnect_source()
+    assert tools.corrections.capturing is None and tools.corrections.dark is None
+    assert "dark capture cancelled after" in tools.message_label.text()
+    assert "the stream changed" in tools.message_label.text()
+    assert tools.reference_labels["dark"].text() == "none"
+
+
+def test_percentiles_low_above_high_fall_back_to_min_max_and_say_so(window, tools):
+    tools.percentile_box.setChecked(True)
+    tools.pct_low_spin.setValue(99.0)
+    tools.pct_high_spin.setValue(1.0)
+    assert tools.percentiles() is None
+    assert "percentiles need low < high" in tools.message_label.text()
+    tools.pct_high_spin.setValue(99.5)
+    assert tools.percentiles() == (99.0, 99.5)
 
 
 def test_saved_frames_read_back_equal_and_png_as_displayed(window, tools, publisher, qtbot, tmp_path):
@@ -246,6 +282,13 @@ def test_roi_statistics_equal_numpy_under_orientation(window, tools, publisher, 
     region = image[min(ys):max(ys) + 1, min(xs):max(xs) + 1]
     s = analysed(qtbot, frame, "roi_stats").value
     assert (s.min, s.max, s.mean) == (region.min(), region.max(), pytest.approx(region.mean()))
+    # a ROI off the frame measures nothing, and says why
+    tools.set_orientation(Orientation())
+    tools.set_roi_rect((100, 100, 5, 5))
+    frame = show(window, publisher, qtbot, image)
+    assert analysed(qtbot, frame, "roi_stats").value.count == 0
+    tools.refresh_panel()
+    assert tools.roi_labels["size"].text() == "0 × 0  (outside the frame)"
 
 
 def test_line_profile_plot_length_and_angle(window, tools, publisher, qtbot):

@@ -82,6 +82,13 @@ def test_panel_shows_a_start_error(panel, qtbot, tmp_path):
     assert panel.start_recording() is False
     assert "Cannot record" in panel.error_label.text() and states[-1].startswith("REC error")
     assert panel.start_button.text() == "Start Recording"
+    # the window's status bar says it too (from the stats), until a start succeeds
+    from pystream.gui.main_window import format_status
+    assert f"rec error: not a directory: {blocker}" in format_status(panel.stats())
+    panel.dir_edit.setText(str(tmp_path / "good"))
+    assert panel.start_recording()
+    assert "rec error" not in format_status(panel.stats()) and panel.error_label.text() == ""
+    panel.stop_recording(wait=True)
 
 
 def test_panel_shows_a_disk_error_and_returns_to_idle(panel, qtbot, small_tmpfs):

@@ -385,6 +385,12 @@ class ImageTools(QtCore.QObject):
 
     # ================================================================ GUI: frames
     def _on_session(self, session) -> None:
+        capturing = self.corrections.capturing
+        if capturing is not None:  # an average of two streams (or of none) is no reference
+            self.corrections.cancel_capture()
+            kind, done, n = capturing
+            self._message(f"{kind} capture cancelled after {done} of {n} frames: the stream changed")
+            self._show_references()
         self._session = session
         if session is not None and session.worker is not None:
             session.worker.level_percentiles = self.percentiles()
@@ -408,6 +414,8 @@ class ImageTools(QtCore.QObject):
         for name, result in list(self.latest.analysis.items()):  # the worker may be adding
             if isinstance(result, Measured):
                 self.results[name] = result
+                if self.message_label.text().startswith(f"{name} failed: "):
+                    self.message_label.setText("")  # it works again
             elif isinstance(result, Exception) and name in ANALYSES:
                 self.message_label.setText(f"{name} failed: {result}")
 
@@ -429,7 +437,8 @@ class ImageTools(QtCore.QObject):
         if roi is not None and self.roi_action.isChecked():
             s = roi.value
             self.roi_labels["position"].setText(f"{s.x}, {s.y}")
-            self.roi_labels["size"].setText(f"{s.width} × {s.height}")
+            outside = "" if s.count else "  (outside the frame)"
+            self.roi_labels["size"].setText(f"{s.width} × {s.height}{outside}")
             for key in ("min", "max", "mean", "std", "sum"):
                 self.roi_labels[key].setText(format_value(getattr(s, key)))
         line = self.results.get("line_profile")
@@ -642,11 +651,16 @@ class ImageTools(QtCore.QObject):
 
     # ================================================================ contrast and binning
     def percentiles(self) -> Optional[Tuple[float, float]]:
+        """The auto-contrast percentiles; None (min/max) when off or low >= high."""
         if not self.percentile_box.isChecked():
             return None
-        return (self.pct_low_spin.value(), self.pct_high_spin.value())
+        low, high = self.pct_low_spin.value(), self.pct_high_spin.value()
+        return (low, high) if low < high else None
 
     def _percentiles_changed(self, *_):
+        if self.percentile_box.isChecked() and self.percentiles() is None:
+            self._message(f"percentiles need low < high (got {self.pct_low_spin.value():g} and "
+                          f"{self.pct_high_spin.value():g}): min/max used")
         if self._session is not None and self._session.worker is not None:
             self._session.worker.level_percentiles = self.percentiles()
         self._auto_schedule.arm()
@@ -681,8 +695,12 @@ class ImageTools(QtCore.QObject):
 
     # ================================================================ flat / dark
     def capture(self, kind: str, n: int) -> None:
+        running = self.corrections.capturing
         self.corrections.capture(kind, n)
-        self._message(f"capturing {kind}: averaging the next {n} frames")
+        note = ""
+        if running is not None:
+            note = f" ({running[0]} capture cancelled after {running[1]} of {running[2]} frames)"
+        self._message(f"capturing {kind}: averaging the next {n} frames{note}")
 
     def set_reference(self, kind: str, arr: Optional[np.ndarray]) -> None:
         self.corrections.set_reference(kind, arr)
@@ -705,6 +723,7 @@ class ImageTools(QtCore.QObject):
         except ValueError as exc:
             self._report(f"{kind} not loaded: {exc}")
             return False
+        self._clear_report()
         self.set_reference(kind, arr)
         self._message(f"{kind} loaded from {Path(path).name}")
         return True
@@ -714,11 +733,15 @@ class ImageTools(QtCore.QObject):
         if arr is None:
             self._report(f"no {kind} to save")
             return False
+        path = Path(path)
+        if path.suffix.lower() != ".npy":  # np.save would add it: say where it really went
+            path = path.with_name(path.name + ".npy")
         try:
             np.save(path, arr, allow_pickle=False)
         except OSError as exc:
             self._report(f"{kind} not saved: {exc}")
             return False
+        self._clear_report()
         self._message(f"{kind} saved to {path}")
         return True
 
@@ -753,6 +776,7 @@ class ImageTools(QtCore.QObject):
             lab.setText(text)
 
     def _on_captured(self, kind: str) -> None:
+        self._clear_report()
         self._message(f"{kind} captured")
         self._check_stream_shape(kind)
         self._show_references()
@@ -771,6 +795,11 @@ class ImageTools(QtCore.QObject):
         if self._session is not None:
             self._session.counters.error(message)
             self._session.counters.add("image_tools_errors")
+
+    def _clear_report(self) -> None:
+        """After a success, an older failure leaves the panel (a live problem,
+        e.g. a shape mismatch, stays)."""
+        self.corrections_label.setText(self.corrections.problem)
 
     def _message(self, text: str) -> None:
         self.message_label.setText(text)
@@ -802,6 +831,7 @@ class ImageTools(QtCore.QObject):
         if path:
             try:
                 self._message(f"saved {self.save_frame(path)}")
+                self._clear_report()
             except (ValueError, OSError) as exc:
                 self._report(f"frame not saved: {exc}")
 

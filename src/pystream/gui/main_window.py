@@ -41,7 +41,11 @@ def format_status(s: Dict[str, Any]) -> str:
     if s.get("latency_ms_p50") is not None:
         parts.append(f"latency {s['latency_ms_p50']:.0f} ms")
     if s.get("recording"):
-        parts.append(f"rec {s.get('recorded', 0)} ({s.get('record_drops', 0)} drops)")
+        rejected = s.get("record_rejected", 0)
+        parts.append(f"rec {s.get('recorded', 0)} ({s.get('record_drops', 0)} drops"
+                     + (f", {rejected} rejected)" if rejected else ")"))
+    elif s.get("record_state") == "error" and s.get("record_error"):
+        parts.append(f"rec error: {s['record_error']}")
     if s.get("last_error"):
         parts.append(f"error: {s['last_error']}")
     return "  |  ".join(parts)

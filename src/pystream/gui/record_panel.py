@@ -37,6 +37,7 @@ class RecordPanel(QtWidgets.QWidget):
         self.recorder: Optional[Recorder] = None
         self._tap_added = False
         self._last_text = ""
+        self.start_error = ""  # why the last Start failed (until one succeeds)
 
         self.dir_edit = QtWidgets.QLineEdit(out_dir or os.getcwd())
         self.browse_button = QtWidgets.QPushButton("Browse...")
@@ -110,8 +111,10 @@ class RecordPanel(QtWidgets.QWidget):
             recorder.start()
         except RecordError as exc:
             self.error_label.setText(f"Cannot record: {exc}")
+            self.start_error = str(exc)  # in stats(), so the status bar says it too
             self._emit(f"REC error: {exc}")
             return False
+        self.start_error = ""
         self.recorder = recorder
         self.router.add_tap(recorder.tap)
         self._tap_added = True
@@ -142,6 +145,8 @@ class RecordPanel(QtWidgets.QWidget):
         return self.recorder.status_text() if self.recorder is not None else "not recording"
 
     def stats(self) -> dict:
+        if self.start_error and not self.is_recording:
+            return {"recording": False, "record_state": "error", "record_error": self.start_error}
         return self.recorder.stats() if self.recorder is not None else {}
 
     # -- internals ---------------------------------------------------------------------------
