@@ -110,3 +110,14 @@ def test_a_pv_typed_in_the_toolbar_gets_the_pva_queue_option(publisher, qtbot, h
         np.testing.assert_array_equal(window.current.raw, image)
     finally:
         window.disconnect_source()
+
+
+def test_status_line_tells_recording_drops_rejections_and_errors():
+    from pystream.gui.main_window import format_status
+    line = format_status({"state": "connected", "recording": True, "recorded": 47, "record_drops": 2,
+                          "record_rejected": 40})
+    assert "rec 47 (2 drops, 40 rejected)" in line
+    assert "rec 5 (0 drops)" in format_status({"recording": True, "recorded": 5, "record_drops": 0})
+    line = format_status({"recording": False, "record_state": "error", "record_error": "disk full"})
+    assert "rec error: disk full" in line
+    assert "rec " not in format_status({"recording": False, "record_state": "finished"})
