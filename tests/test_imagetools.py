@@ -177,6 +177,9 @@ def test_load_reference_reasons(tmp_path):
     np.save(tmp_path / "vec.npy", np.ones(7))
     with pytest.raises(ValueError, match="2-D"):
         load_reference(tmp_path / "vec.npy")
+    np.save(tmp_path / "mask.npy", np.ones((4, 5), bool))
+    with pytest.raises(ValueError, match="numeric 2-D image; mask.npy holds bool"):
+        load_reference(tmp_path / "mask.npy")
     with pytest.raises(ValueError, match="not found"):
         load_reference(tmp_path / "missing.npy", "dark")
     with pytest.raises(ValueError, match="cannot read dark from .*: Is a directory"):

@@ -371,7 +371,7 @@ def load_reference(path: PathLike, what: str = "flat") -> np.ndarray:
         raise ValueError(f"cannot read {what} from {path.name}: {exc}") from None
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"{path.name} holds several arrays ({type(arr).__name__}), not one {what} image")
-    if arr.ndim != 2 or arr.size == 0 or arr.dtype.kind not in "biuf":
+    if arr.ndim != 2 or arr.size == 0 or arr.dtype.kind not in "iuf":  # a bool mask is no flat
         raise ValueError(f"{what} must be a non-empty numeric 2-D image; {path.name} holds "
                          f"{arr.dtype} {arr.shape}")
     return arr

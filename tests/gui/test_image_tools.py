@@ -170,6 +170,7 @@ def test_flat_of_wrong_shape_or_bad_file_is_refused_loudly(window, tools, publis
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.ones((8, 8), np.float32))
     assert tools.load_reference_file("flat", wrong)
+    assert "its shape (8, 8) does not match the stream's frames (16, 24)" in tools.message_label.text()
     tools.apply_flat_box.setChecked(True)
     assert "does not match" in tools.corrections_label.text()
     frame = show(window, publisher, qtbot, image + 1)

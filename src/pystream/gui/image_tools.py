@@ -725,7 +725,12 @@ class ImageTools(QtCore.QObject):
             return False
         self._clear_report()
         self.set_reference(kind, arr)
-        self._message(f"{kind} loaded from {Path(path).name}")
+        note = ""
+        if self.latest is not None:  # say it now, not only once Apply is ticked
+            frame_shape = tuple(self.latest.meta.get("raw_frame", self.latest.raw).shape[:2])
+            if tuple(arr.shape) != frame_shape:
+                note = f"; its shape {tuple(arr.shape)} does not match the stream's frames {frame_shape}"
+        self._message(f"{kind} loaded from {Path(path).name}{note}")
         return True
 
     def save_reference_file(self, kind: str, path) -> bool:
