@@ -356,6 +356,14 @@ def test_auto_contrast_every_n_frames_once_percentiles_and_manual(window, tools,
     assert not window.auto_levels_box.isChecked()
     show(window, publisher, qtbot, image * 9)
     assert tuple(window.image_view.levels()) == (10, 20)
+    # typed as a user would, scientific notation included
+    for spin, text in ((tools.level_min_spin, "5"), (tools.level_max_spin, "1.5e2")):
+        spin.lineEdit().setText(text)
+        spin.editingFinishedEvent()
+    assert (tools.level_min_spin.value(), tools.level_max_spin.value()) == (5.0, 150.0)
+    qtbot.mouseClick(tools.set_levels_button, QtCore.Qt.LeftButton)
+    assert tuple(window.image_view.levels()) == (5, 150)
+    tools.set_levels(10.0, 20.0)
     tools.percentile_box.setChecked(True)
     tools.pct_low_spin.setValue(10.0)
     tools.pct_high_spin.setValue(90.0)

@@ -259,17 +259,17 @@ class ImageTools(QtCore.QObject):
         self.info_labels = {k: label(f, k.capitalize()) for k in ("shape", "dtype", "min", "max", "mean")}
 
         _, f = group("Contrast")
-        self.level_min_spin, self.level_max_spin = (QtWidgets.QDoubleSpinBox() for _ in range(2))
-        for spin in (self.level_min_spin, self.level_max_spin):
-            spin.setRange(-1e12, 1e12)
-            spin.setDecimals(3)
+        # pyqtgraph's SpinBox: takes 1e5 and 3.2e-4 as typed, and steps by
+        # decades (levels of float frames span many orders of magnitude)
+        self.level_min_spin, self.level_max_spin = (pg.SpinBox(value=0.0, dec=True, decimals=6)
+                                                    for _ in range(2))
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.level_min_spin)
         row.addWidget(self.level_max_spin)
-        set_levels = QtWidgets.QPushButton("Set")
-        set_levels.clicked.connect(lambda: self.set_levels(self.level_min_spin.value(),
-                                                           self.level_max_spin.value()))
-        row.addWidget(set_levels)
+        self.set_levels_button = QtWidgets.QPushButton("Set")
+        self.set_levels_button.clicked.connect(lambda: self.set_levels(self.level_min_spin.value(),
+                                                                       self.level_max_spin.value()))
+        row.addWidget(self.set_levels_button)
         f.addRow("Min / max", row)
         self.percentile_box = QtWidgets.QCheckBox("Percentiles")
         self.pct_low_spin, self.pct_high_spin = (QtWidgets.QDoubleSpinBox() for _ in range(2))
