@@ -134,6 +134,7 @@ def test_sim_rejects_impossible_options_clearly(home):
                                  ["--buffer-length", "0"], ["--port", "99999"],
                                  ["--colormap", "bogus"],
                                  ["record", "--pv", "x", "--out", "o", "--frames", "-1"],
+                                 ["record", "--pv", "x", "--out", "o", "--seconds", "0"],
                                  ["sim", "pva", "--frames", "0"], ["sim", "zmq", "--count", "0"]])
 def test_bad_viewer_options_are_usage_errors(bad, home):
     proc = run_pystream(bad, home)

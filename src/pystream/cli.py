@@ -284,7 +284,7 @@ def build_record_parser() -> argparse.ArgumentParser:
     g.add_argument("--prefix", default="frame", help="file name prefix (default: frame)")
     stop = g.add_mutually_exclusive_group()
     stop.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames")
-    stop.add_argument("--seconds", type=_nonneg_float, metavar="S", help="stop after S seconds")
+    stop.add_argument("--seconds", type=_seconds, metavar="S", help="stop after S seconds")
     g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
                    help="memory between receiving and writing (default: 1GiB); beyond it frames "
                         "are dropped and counted")

@@ -43,7 +43,9 @@ from .loader import LoadedModule, PluginError, build_processor, file_signature, 
 
 log = logging.getLogger("pystream.pipeline")
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# pystream's pipeline machinery (loader, runner): its frames say nothing to a
+# plugin's author; the example plugins shipped in pystream/pipelines/ are not in it
+_MACHINERY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _steps_text(n: int) -> str:
@@ -55,7 +57,7 @@ def plugin_traceback(exc: BaseException) -> str:
     code (pystream's loader and importlib frames say nothing to its author);
     a syntax error keeps its file, line and caret."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith((_PACKAGE_DIR, "<frozen"))]
+              if not f.filename.startswith((_MACHINERY_DIR, "<frozen"))]
     if not frames and not isinstance(exc, SyntaxError):
         return ""
     head = "Traceback (most recent call last):\n" if frames else ""
