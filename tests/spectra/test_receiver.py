@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pystream.flow import Counters
+from pystream.spectra.receiver import LAYOUT_CONFIRM
 from pystream.spectra import SpectrumReceiver
 from pystream.spectra.processing import OVRO_FREQ_RANGE_MHZ
 
@@ -104,11 +105,37 @@ def test_every_valid_message_lands_in_the_ring(publisher, make_receiver):
 def test_layout_change_restarts_history_with_new_width(publisher, make_receiver):
     receiver = make_receiver(buffer_length=20)
     assert receiver.ring.n_cols == 768
-    publisher.publish(spectrum(nchan=1024), timestamp=5.0)
-    wait_until(lambda: receiver.ring.last_row()[1] == 5.0, message="new layout")
+    publisher.publish(spectrum(), timestamp=4.0)
+    wait_until(lambda: receiver.ring.last_row()[1] == 4.0, message="a spectrum of the first layout")
+    rows_before = receiver.ring.count
+    # one stray message of another layout is refused, and the history stays
+    publisher.publish(spectrum(nchan=1024), timestamp=4.5)
+    wait_until(lambda: receiver.counters.snapshot()["rejected_by_reason"].get("layout_unconfirmed") == 1,
+               message="the stray message refused")
+    publisher.publish(spectrum(), timestamp=4.8)
+    wait_until(lambda: receiver.ring.last_row()[1] == 4.8, message="the stream goes on")
+    assert receiver.ring.n_cols == 768 and receiver.ring.count == rows_before + 1
+    # a publisher that changed its layout: confirmed after LAYOUT_CONFIRM in a row
+    for k in range(LAYOUT_CONFIRM):
+        publisher.publish(spectrum(nchan=1024), timestamp=5.0 + k)
+    last = 5.0 + LAYOUT_CONFIRM - 1
+    wait_until(lambda: receiver.ring.last_row()[1] == last, message="new layout")
     assert receiver.ring.shape == (20, 256)
     assert receiver.counters.get("layout_changes") == 1
-    assert receiver.get_latest_data(3).shape == (1, 256)
+    # each of them is either in the new history or counted as refused before the
+    # confirmation (one batch may carry all of them: then all are kept)
+    kept = receiver.get_latest_data(LAYOUT_CONFIRM).shape[0]
+    refused = receiver.counters.snapshot()["rejected_by_reason"]["layout_unconfirmed"] - 1
+    assert kept >= 1 and kept + refused == LAYOUT_CONFIRM
+
+
+def test_fewer_channels_than_freq_avg_is_a_bad_shape_not_an_error(publisher, make_receiver):
+    receiver = make_receiver(buffer_length=20)
+    publisher.publish(spectrum(nchan=2), timestamp=1.0)
+    publisher.publish(spectrum(), timestamp=2.0)
+    wait_until(lambda: receiver.ring.last_row()[1] == 2.0, message="the next good one")
+    reasons = receiver.counters.snapshot()["rejected_by_reason"]
+    assert reasons.get("bad_shape") == 1 and "processing_error" not in reasons
 
 
 def test_frequency_axis_from_range_string():

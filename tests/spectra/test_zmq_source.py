@@ -77,6 +77,12 @@ BAD_MESSAGES = [
     ("bad_dtype", [b"data", header_bytes(data_type=None), spectrum().tobytes()]),
     ("size_mismatch", [b"data", header_bytes(), spectrum().tobytes()[:-4]]),
     ("size_mismatch", [b"data", header_bytes(data_type="<f8"), spectrum().tobytes()]),
+    # these two used to end reception for good (an exception nobody caught)
+    ("bad_dtype", [b"data", header_bytes(data_type="(-1,)f4"), spectrum().tobytes()]),
+    ("bad_json", [b"data", b"[" * 200_000, spectrum().tobytes()]),
+    # consistent, but the waterfall ring would be 1200 rows of it (tens of GB)
+    ("too_large", [b"data", header_bytes(data_shape=[1, 1 << 24, 4], nchan=1 << 24),
+                   np.zeros(4, np.float32).tobytes()]),
 ]
 
 
@@ -101,7 +107,7 @@ def test_every_bad_kind_is_counted_by_reason_and_the_stream_carries_on(publisher
                and sink.frames[-1].payload[0]["timestamp"] == 12345.0, message="all messages")
     snap = sink.counters.snapshot()
     assert snap["rejected_by_reason"] == expected
-    assert snap["last_error"].startswith("size_mismatch")
+    assert snap["last_error"].startswith("too_large")
     assert source.running
 
 

@@ -58,6 +58,11 @@ def make_endpoint(addr: str = "127.0.0.1", port: int = DEFAULT_PORT) -> str:
 
 _dtype_cache: Dict[str, np.dtype] = {}
 
+# Values per message beyond which a spectrum is refused: 16M (64 MB of float32),
+# 1300 times the OVRO stream's 1 x 3072 x 4. A consistent but absurd header
+# would otherwise size the waterfall ring (1200 rows of it) to tens of GB.
+MAX_VALUES = 1 << 24
+
 
 def _dtype_of(name: Any) -> np.dtype:
     """Header ``data_type`` → numpy dtype (cached: headers repeat the same string)."""
@@ -68,7 +73,7 @@ def _dtype_of(name: Any) -> np.dtype:
         raise FrameRejected("bad_dtype", f"data_type must be a string, got {name!r}")
     try:
         dtype = np.dtype(name)
-    except TypeError as exc:
+    except Exception as exc:  # TypeError, ValueError ("(-1,)f4"), SyntaxError...: all unknown
         raise FrameRejected("bad_dtype", f"unknown data_type {name!r}: {exc}") from None
     if dtype.kind not in "fiu" or dtype.itemsize == 0:
         raise FrameRejected("bad_dtype", f"data_type {name!r} is not a real number type")
@@ -85,8 +90,8 @@ def parse_header(header_bytes: bytes) -> Tuple[dict, Tuple[int, int, int], np.dt
     """Validate a header; return ``(header, shape, dtype)`` or raise FrameRejected."""
     try:
         header = json.loads(header_bytes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FrameRejected("bad_json", f"header is not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[..."
+        raise FrameRejected("bad_json", f"header is not JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(header, dict):
         raise FrameRejected("bad_header", f"header is a {type(header).__name__}, not an object")
     dims = (header.get("nbeam"), header.get("nchan"), header.get("npol"))
@@ -125,6 +130,9 @@ def validate_message(parts: List[bytes]) -> Tuple[dict, bytes]:
     if topic != TOPIC:
         raise FrameRejected("wrong_topic", f"topic {bytes(topic[:32])!r}, expected {TOPIC!r}")
     header, shape, dtype = parse_header(header_bytes)
+    if shape[0] * shape[1] * shape[2] > MAX_VALUES:  # the ring would be 1200 rows of it
+        raise FrameRejected("too_large", f"shape {list(shape)}: more than {MAX_VALUES} values "
+                                         "in one spectrum message")
     expected = shape[0] * shape[1] * shape[2] * dtype.itemsize
     if len(payload) != expected:
         raise FrameRejected("size_mismatch",
@@ -266,6 +274,10 @@ class ZmqSpectrumSource(Source):
             header, payload = validate_message(parts)
         except FrameRejected as exc:
             sink.on_reject(exc.reason, exc.message)
+            return
+        except Exception as exc:  # a check we did not foresee: one bad message, not the end of the stream
+            log.warning("zmq %s: unreadable message: %s: %s", self.endpoint, type(exc).__name__, exc)
+            sink.on_reject("bad_header", f"unreadable message: {type(exc).__name__}: {exc}")
             return
         time_tag = header.get("time_tag")
         if time_tag != self._time_tag:

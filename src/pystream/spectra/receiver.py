@@ -32,6 +32,11 @@ from .waterfall import WaterfallModel
 
 log = logging.getLogger(__name__)
 
+# Spectra in a row of another width before the history (ring) restarts with
+# it: a publisher that changed its layout sends them all; one stray message
+# of another layout is refused (counted) instead of wiping the waterfall.
+LAYOUT_CONFIRM = 3
+
 DEFAULT_NCHAN = 3072
 DEFAULT_PLOT_DIR = "spectrum_plots"
 
@@ -89,6 +94,7 @@ class SpectrumReceiver:
         self._delay: Optional[float] = None
         self._last_header: Optional[dict] = None
         self._layout: Optional[Tuple[tuple, Any]] = None
+        self._pending_layout: Tuple[int, int] = (0, 0)  # (new width, spectra seen in a row)
         self.running = False
         self._waterfall: Optional[WaterfallModel] = None
         self.plotter = PeriodicPlotter(self._plot_snapshot, self.plot_interval, plot_dir,
@@ -202,17 +208,41 @@ class SpectrumReceiver:
             for f in frames:
                 self.counters.reject("bad_shape", f"beam {self.processing.beam} not in {shape[0]} beams")
             return
+        if shape[1] < self.processing.freq_avg:
+            for f in frames:
+                self.counters.reject("bad_shape", f"{shape[1]} channels: fewer than freq_avg "
+                                                  f"{self.processing.freq_avg}")
+            return
         rows = self.processing(data)
-        if rows.shape[1] != self.ring.n_cols:
+        if rows.shape[1] != self.ring.n_cols and self.ring.total and not self._layout_confirmed(
+                rows.shape[1], n):
+            for f in frames:  # a stray message must not wipe the history
+                self.counters.reject("layout_unconfirmed",
+                                     f"spectrum of {list(shape)}; the history has width {self.ring.n_cols}")
+            return
+        if rows.shape[1] == self.ring.n_cols:
+            self._pending_layout = (0, 0)
+        else:
             # a different stream layout (e.g. nchan changed): start a fresh history
             log.warning("spectrum width %d != ring width %d: ring reset", rows.shape[1], self.ring.n_cols)
             self.counters.add("layout_changes")
             self.counters.notice(f"stream layout changed to {list(shape)}; history restarted")
             self.ring.reset(n_cols=rows.shape[1])
+            self._pending_layout = (0, 0)
         times = np.fromiter((f.payload[0].get("timestamp", f.t_recv) for f in frames), float, n)
         self.ring.write(rows, times)
         self.counters.add("decoded", n)
         self.counters.add("batches")
+
+    def _layout_confirmed(self, width: int, n: int) -> bool:
+        """True once ``LAYOUT_CONFIRM`` spectra in a row have the new width
+        (a publisher that changed its layout), not one stray message."""
+        pending_width, count = self._pending_layout
+        count = count + n if pending_width == width else n
+        if count >= LAYOUT_CONFIRM:
+            return True
+        self._pending_layout = (width, count)
+        return False
 
     # -- seed API ------------------------------------------------------------------
     def get_latest_data(self, n_frames: Optional[int] = 1) -> np.ndarray:
