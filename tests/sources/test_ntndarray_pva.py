@@ -195,3 +195,50 @@ def test_codec_dtype_table_matches_spec():
     names = [CODEC_DTYPES[i].name for i in range(1, 11)]
     assert names == ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                      "float32", "float64"]
+
+
+def _bomb(codec):
+    """A 64x48 uint16 NTNDArray whose payload unpacks (or claims to unpack) to 100 MB."""
+    import zlib
+
+    import pvaccess as pva
+    big = np.zeros(100 << 20, np.uint8)
+    if codec == "zlib":
+        payload = zlib.compress(big.tobytes(), 9)
+    elif codec == "blosc":
+        import blosc2
+        payload = blosc2.compress(big, typesize=2)
+    elif codec == "lz4hdf5":
+        import imagecodecs
+        payload = imagecodecs.lz4h5_encode(big.tobytes())
+    else:  # jpeg: a 10000 x 10000 image in a frame whose dimensions say 64 x 48
+        from io import BytesIO
+
+        from PIL import Image
+        buf = BytesIO()
+        Image.fromarray(big[: 10000 * 10000].reshape(10000, 10000)).save(buf, format="JPEG")
+        payload = buf.getvalue()
+    dtype = np.uint8 if codec == "jpeg" else np.uint16
+    nt = build_ntndarray(np.zeros((48, 64), dtype), uid=1, codec=codec)
+    nt["value"] = {"ubyteValue": np.frombuffer(payload, np.uint8)}
+    assert isinstance(nt, pva.PvObject)
+    return nt
+
+
+@pytest.mark.parametrize("codec", ["zlib", "blosc", "lz4hdf5", "jpeg"])
+def test_a_decompression_bomb_is_refused_without_unpacking_it(codec):
+    """A small payload that unpacks to far more than its dimensions say is
+    rejected, and never occupies that memory (a bigger one would meet the OOM killer)."""
+    import tracemalloc
+
+    from pystream.sources.ntndarray import decode_ntndarray
+    nt = _bomb(codec)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameRejected) as info:
+            decode_ntndarray(nt)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason in ("decompressed_size", "size_mismatch"), info.value.message
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MB allocated while refusing it"

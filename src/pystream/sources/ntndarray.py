@@ -11,6 +11,7 @@ put on the wire.
 """
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -158,8 +159,17 @@ def _need(module: str, package: str):
                             f"decoder library missing: pip install {package}") from None
 
 
+def _oversize(name: str, claimed: int, nbytes: int) -> FrameRejected:
+    return FrameRejected("decompressed_size", f"{name}: the payload says {claimed} bytes, "
+                                              f"the dimensions {nbytes}")
+
+
 def _decompress(name: str, data: np.ndarray, dtype: np.dtype, nbytes: int) -> np.ndarray:
-    """Compressed bytes → flat array of ``dtype`` (``nbytes`` long)."""
+    """Compressed bytes → flat array of ``dtype`` (``nbytes`` long).
+
+    Never produces more than ``nbytes`` + 1 bytes: a small payload that claims
+    or expands to gigabytes (a decompression bomb) is refused before it is
+    unpacked, or cut off (zlib), instead of filling memory."""
     raw = memoryview(np.ascontiguousarray(data).view(np.uint8))
     try:
         if name == "lz4":
@@ -172,12 +182,19 @@ def _decompress(name: str, data: np.ndarray, dtype: np.dtype, nbytes: int) -> np
             return bitshuffle.decompress_lz4(np.frombuffer(raw, np.uint8), (count,), dtype, 0)
         elif name == "blosc":
             blosc2 = _need("blosc2", "blosc2")
+            claimed = blosc2.get_cbuffer_sizes(bytes(raw[:32]))[0]  # from the chunk header
+            if claimed != nbytes:
+                raise _oversize(name, claimed, nbytes)
             out = blosc2.decompress(bytes(raw))
         elif name == "zlib":
-            out = zlib.decompress(raw)
+            inflater = zlib.decompressobj()
+            out = inflater.decompress(raw, nbytes + 1)  # one byte more tells "too long"
         elif name == "lz4hdf5":
             imagecodecs = _need("imagecodecs", "imagecodecs")
-            out = imagecodecs.lz4h5_decode(bytes(raw))
+            claimed = int.from_bytes(bytes(raw[:8]), "big")  # the HDF5 LZ4 header: total size
+            if claimed != nbytes:
+                raise _oversize(name, claimed, nbytes)
+            out = imagecodecs.lz4h5_decode(bytes(raw), out=nbytes)
         else:
             raise FrameRejected("unknown_codec", f"unknown codec {name!r}")
     except FrameRejected:
@@ -190,15 +207,24 @@ def _decompress(name: str, data: np.ndarray, dtype: np.dtype, nbytes: int) -> np
     return np.frombuffer(out, dtype=dtype)
 
 
-def _decode_jpeg(data: np.ndarray) -> np.ndarray:
+def _decode_jpeg(data: np.ndarray, max_pixels: int) -> np.ndarray:
     from io import BytesIO
 
     from PIL import Image
     try:
-        with Image.open(BytesIO(np.ascontiguousarray(data).view(np.uint8).tobytes())) as img:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the check below is ours
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(BytesIO(np.ascontiguousarray(data).view(np.uint8).tobytes()))
+        with img:
+            width, height = img.size  # from the header: nothing decoded yet
+            if width * height > max_pixels:
+                raise FrameRejected("size_mismatch", f"jpeg image {width}x{height} is larger than "
+                                                     f"its dimensions allow ({max_pixels} pixels)")
             if img.mode not in ("L", "RGB"):
                 img = img.convert("RGB")
             return np.asarray(img)
+    except FrameRejected:
+        raise
     except Exception as exc:
         raise FrameRejected("corrupt_payload", f"jpeg decoding failed: {exc}") from exc
 
@@ -257,7 +283,7 @@ def decode_ntndarray(pv) -> Decoded:
     if name == "":
         arr = data if data.dtype == FIELD_DTYPES[field] else data.astype(FIELD_DTYPES[field])
     elif name == "jpeg":
-        arr = _decode_jpeg(data)
+        arr = _decode_jpeg(data, count)
         if arr.size != count:
             raise FrameRejected("size_mismatch",
                                 f"jpeg image {arr.shape} does not match dimensions {list(dims)}")

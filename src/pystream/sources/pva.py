@@ -116,6 +116,7 @@ class PvaSource(Source):
         self._last_update_at = 0.0
         self._quiet_checked = 0  # self._updates when the newest update was last checked for
         self.settle = 0.5  # seconds of silence after which the server is asked for its newest uid
+        self.in_flight_grace = 0.2  # then, seconds for an update already on its way to arrive
         self.held_back_fetched = 0
         self._placeholder = ""  # the union field we left in pvAccess's structure
         self._last_pixels = None  # weakref to the last frame's array (for a value not resent)
@@ -207,6 +208,10 @@ class PvaSource(Source):
             return
         if newest == self._last_uid or self._updates != updates or halt.is_set():
             return  # up to date, a frame came meanwhile, or stop() is waiting for us
+        # an update sent just before our get may still be on its way: give it a
+        # moment, or the restart would deliver that frame a second time
+        if halt.wait(self.in_flight_grace) or self._updates != updates:
+            return
         log.info("%s: the server held back its newest frame (uid %s, last received %s); fetching it",
                  self.name, newest, self._last_uid)
         self.held_back_fetched += 1
