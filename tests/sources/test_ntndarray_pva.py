@@ -138,6 +138,12 @@ def _tampered(kind):
     elif kind == "bad_dimensions":
         nt = build_ntndarray(image, uid=1)
         nt["dimension"] = [pva.PvDimension(0, 0, 0, 1, False), pva.PvDimension(48, 0, 48, 1, False)]
+    elif kind == "huge_dimensions":  # their product wraps around to 0 in int64
+        nt = build_ntndarray(image, uid=1)
+        nt["dimension"] = [pva.PvDimension(2 ** 21, 0, 2 ** 21, 1, False),
+                           pva.PvDimension(2 ** 21, 0, 2 ** 21, 1, False),
+                           pva.PvDimension(2 ** 22, 0, 2 ** 22, 1, False)]
+        kind = "bad_dimensions"
     elif kind == "bad_color_mode":
         nt = build_ntndarray(np.zeros((4, 5, 3), np.uint8), uid=1, color_mode="rgb1",
                              include_color_mode=False)
@@ -153,7 +159,7 @@ def _tampered(kind):
 
 
 MALFORMED = ["size_mismatch", "unknown_codec", "codec_parameters", "decompressed_size",
-             "corrupt_payload", "bad_dimensions", "bad_color_mode", "no_value"]
+             "corrupt_payload", "bad_dimensions", "huge_dimensions", "bad_color_mode", "no_value"]
 
 
 def test_malformed_frames_rejected_with_reason_and_stream_goes_on(publisher):

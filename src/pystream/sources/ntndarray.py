@@ -11,6 +11,7 @@ put on the wire.
 """
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ COLOR_MODES = {0: "Mono", 1: "Bayer", 2: "RGB1", 3: "RGB2", 4: "RGB3",
 COLOR_MODE_CODES = {name.lower(): code for code, name in COLOR_MODES.items()}
 
 CODECS = ("", "lz4", "bslz4", "blosc", "jpeg", "zlib", "lz4hdf5")
+MAX_PIXELS = 1 << 32  # values per frame beyond which dimensions are taken as lying (a 65536² image)
 
 
 # ---------------------------------------------------------------- helpers
@@ -271,7 +273,10 @@ def decode_ntndarray(pv) -> Decoded:
         raise FrameRejected("no_value", "the value union has no array selected")
     if not dims or any(d <= 0 for d in dims):
         raise FrameRejected("bad_dimensions", f"dimension sizes {list(dims)}")
-    count = int(np.prod(dims))
+    count = math.prod(dims)  # Python ints: np.prod wraps around to 0 or less for huge sizes
+    if count > MAX_PIXELS:
+        raise FrameRejected("bad_dimensions", f"dimension sizes {list(dims)}: {count} pixels, more "
+                                              f"than any detector ({MAX_PIXELS})")
     codec = snap.codec or {}
     name = codec.get("name", "") or ""
     attrs = _attributes(snap.attributes)

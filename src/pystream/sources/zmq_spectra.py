@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -111,11 +112,15 @@ def parse_header(header_bytes: bytes) -> Tuple[dict, Tuple[int, int, int], np.dt
     if shape[2] < 4:
         raise FrameRejected("bad_shape", f"npol {shape[2]} < 4 (need XX, YY, CR, CI)")
     timestamp = header.get("timestamp")
-    if timestamp is not None and not isinstance(timestamp, (int, float)):
+    if timestamp is not None:
         try:  # older senders wrote it as a string
-            header["timestamp"] = float(timestamp)
-        except (TypeError, ValueError):
-            raise FrameRejected("bad_header", f"timestamp is not a number: {timestamp!r}") from None
+            value = float(timestamp) if not isinstance(timestamp, bool) else math.nan
+        except (TypeError, ValueError, OverflowError):
+            value = math.nan
+        if not (math.isfinite(value) and abs(value) < 1e11):  # Unix seconds, up to year 5138
+            raise FrameRejected("bad_header", f"timestamp is not a time in Unix seconds: {timestamp!r}")
+        if not isinstance(timestamp, (int, float)):
+            header["timestamp"] = value
     if "data_type" not in header:
         raise FrameRejected("bad_dtype", "header has no data_type")
     dtype = _dtype_of(header["data_type"])
