@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
@@ -18,6 +19,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 import numpy as np
 
 from .frame import Frame
+
+log = logging.getLogger(__name__)
 
 UINT32_WRAP = 2 ** 32
 
@@ -340,5 +343,10 @@ class FrameRouter:
             listener(state, message)
 
     def on_reject(self, reason: str, message: str = "") -> None:
-        """A source that finds a message unusable before it is a Frame."""
+        """A source that finds a message unusable before it is a Frame.
+        Logged the first time for each reason (every one is counted)."""
+        first = self.counters.rejected_by_reason.get(reason, 0) == 0
         self.counters.reject(reason, message)
+        if first:
+            log.warning("rejected at the source (%s): %s; further ones are only counted",
+                        reason, message or reason)

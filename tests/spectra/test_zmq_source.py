@@ -96,7 +96,7 @@ def test_validate_message_rejects_with_reason(reason, parts):
     assert info.value.reason == reason
 
 
-def test_every_bad_kind_is_counted_by_reason_and_the_stream_carries_on(publisher, collected):
+def test_every_bad_kind_is_counted_by_reason_and_the_stream_carries_on(publisher, collected, caplog):
     source, sink = collected
     wait_until(lambda: source.state == "connected", message="connected")
     prime(publisher, lambda: sink.counters.get("received"))
@@ -112,6 +112,9 @@ def test_every_bad_kind_is_counted_by_reason_and_the_stream_carries_on(publisher
     assert snap["rejected_by_reason"] == expected
     assert snap["last_error"].startswith("too_large")
     assert source.running
+    # each reason is logged once, with its message; the rest are counted only
+    logged = [r.getMessage() for r in caplog.records if "rejected at the source" in r.getMessage()]
+    assert sorted(m.split("(")[1].split(")")[0] for m in logged) == sorted(expected)
 
 
 def test_big_endian_and_integer_payloads_are_decoded_to_float32(publisher, collected):
