@@ -209,7 +209,10 @@ def test_flat_of_wrong_shape_or_bad_file_is_refused_loudly(window, tools, publis
 
 def test_a_capture_is_cancelled_when_the_stream_changes(window, tools, publisher, qtbot):
     image = np.full((16, 24), 1000, np.uint16)
+    tools.capture("flat", 1)  # asked for before any stream: it waits for the first one
     start(window, publisher, qtbot, image)
+    qtbot.waitUntil(lambda: tools.corrections.flat is not None, timeout=30000)
+    np.testing.assert_array_equal(tools.corrections.flat, image)
     tools.capture("flat", 50)
     show(window, publisher, qtbot, image + 1)
     assert tools.corrections.capturing[0] == "flat"

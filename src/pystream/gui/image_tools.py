@@ -386,7 +386,8 @@ class ImageTools(QtCore.QObject):
     # ================================================================ GUI: frames
     def _on_session(self, session) -> None:
         capturing = self.corrections.capturing
-        if capturing is not None:  # an average of two streams (or of none) is no reference
+        # an average over two streams is no reference; one not begun yet waits for the new one
+        if capturing is not None and (session is None or capturing[1] > 0):
             self.corrections.cancel_capture()
             kind, done, n = capturing
             self._message(f"{kind} capture cancelled after {done} of {n} frames: the stream changed")
