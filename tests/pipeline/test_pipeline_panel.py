@@ -102,6 +102,21 @@ def test_kwargs_are_edited_as_json(qtbot, panel, pipeline):
     assert pipeline.steps[0].kwargs == {"value": 10}
 
 
+def test_a_parameter_the_step_ignores_is_said_when_applied(qtbot, workdir):
+    config = write_config(workdir / "c" / "median.json", [
+        step("median", "pystream.pipeline.processors", "MedianFilter", {"kernel_size": 3})])
+    panel = PipelinePanel(Pipeline(load_config(config), check_interval=0), refresh_ms=20)
+    qtbot.addWidget(panel)
+    panel.select("median")
+    panel.kwargs_edit.setPlainText('{"kernel_size": 5, "kernal_size": 7}')
+    qtbot.mouseClick(panel.apply_kwargs_button, QtCore.Qt.LeftButton)
+    assert panel.pipeline.steps[0].kwargs == {"kernel_size": 5, "kernal_size": 7}  # applied...
+    assert "ignores kernal_size (not one of its parameters)" in panel.kwargs_status.text()  # ...and said
+    panel.kwargs_edit.setPlainText('{"kernel_size": 5}')
+    qtbot.mouseClick(panel.apply_kwargs_button, QtCore.Qt.LeftButton)
+    assert panel.kwargs_status.text() == "median: kwargs applied"
+
+
 def test_run_checkbox_switches_the_whole_pipeline(panel, pipeline):
     panel.run_checkbox.setChecked(False)
     assert pipeline.enabled is False

@@ -146,6 +146,17 @@ def test_a_broken_plugin_is_logged_once_not_again_by_the_recorders_twin(workdir,
     assert twin.stats()["pipeline_last_error"] == pipeline.stats()["pipeline_last_error"] != ""
 
 
+def test_a_parameter_a_built_in_processor_does_not_take_is_said(workdir, caplog):
+    write_config(workdir / "cwd" / "p.json", [
+        step("median", "pystream.pipeline.processors", "MedianFilter", {"kernel_size": 5, "kernal_size": 3}),
+        step("norm", "pystream.pipeline.processors", "Normalize", {"mode": "percentile", "low": 2})])
+    with caplog.at_level(logging.WARNING, logger="pystream.pipeline"):
+        pipeline = Pipeline(load_config(workdir / "cwd" / "p.json"))
+        pipeline.clone()  # the recorder's twin does not say it again
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["pipeline step median: MedianFilter ignores kernal_size (a typo?); it used kernel_size"]
+
+
 def test_repeated_failures_are_logged_again_at_ten(workdir, img, caplog):
     pipeline = make_pipeline(workdir, [step("bad", "bad", "Raises")])
     with caplog.at_level(logging.ERROR, logger="pystream.pipeline"):

@@ -216,11 +216,15 @@ class PipelinePanel(QtWidgets.QWidget):
             self._kwargs_message(f"kwargs must be a JSON object, got {type(kwargs).__name__}", error=True)
             return False
         try:
-            self.pipeline.set_kwargs(name, kwargs)
+            ignored = self.pipeline.set_kwargs(name, kwargs)
         except PluginError as exc:
             self._kwargs_message(f"not applied, previous kwargs kept: {exc}", error=True)
             return False
-        self._kwargs_message(f"{name}: kwargs applied")
+        if ignored:  # applied, but a typo would otherwise go unseen
+            self._kwargs_message(f"{name}: kwargs applied, but the step ignores {', '.join(ignored)} "
+                                 "(not one of its parameters)", error=True)
+        else:
+            self._kwargs_message(f"{name}: kwargs applied")
         self.refresh()
         return True
 

@@ -172,6 +172,21 @@ class FunctionProcessor:
         return self.function(img, meta, **self.params)
 
 
+def ignored_params(processor: Any, kwargs: dict) -> list:
+    """The kwargs a processor class takes without using: those its ``__init__``
+    does not name, when it gathers the rest in a ``**_ignored``-style
+    parameter (leading underscore: accepted for compatibility, never read).
+    A class whose ``**kwargs`` has a plain name may use them: nothing to say."""
+    try:
+        params = inspect.signature(type(processor)).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if not any(p.kind is p.VAR_KEYWORD and p.name.startswith("_") for p in params):
+        return []
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return sorted(k for k in kwargs if k not in named)
+
+
 def build_processor(spec: ProcessorSpec, loaded: LoadedModule) -> Any:
     """Instantiate the step's processor from a loaded module. Raises PluginError."""
     module = loaded.module

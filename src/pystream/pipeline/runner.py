@@ -39,7 +39,8 @@ import numpy as np
 
 from .config import (ConfigError, PipelineConfig, ProcessorSpec, load_config, resolve_config_path,
                      save_config)
-from .loader import LoadedModule, PluginError, build_processor, file_signature, load_module
+from .loader import (LoadedModule, PluginError, build_processor, file_signature, ignored_params,
+                     load_module)
 
 log = logging.getLogger("pystream.pipeline")
 
@@ -188,6 +189,11 @@ class Pipeline:
             if previous is not None and previous.processor is not None:
                 return replace(previous, spec=spec, load_error=reason)
             return _Step(spec, None, None, reason)
+        ignored = ignored_params(processor, spec.kwargs)
+        if ignored and not self.quiet and (previous is None or previous.spec.kwargs != spec.kwargs):
+            named = [k for k in spec.kwargs if k not in ignored]
+            log.warning("pipeline step %s: %s ignores %s (a typo?); it used %s", spec.name,
+                        spec.class_name, ", ".join(ignored), ", ".join(named) or "no parameter")
         return _Step(spec, processor, loaded, "")
 
     def _record_load_error(self, name: str, reason: str, exc: BaseException) -> None:
@@ -399,8 +405,9 @@ class Pipeline:
             self._steps = tuple(steps)
             return j
 
-    def set_kwargs(self, name: str, kwargs: Dict[str, Any]) -> None:
-        """Rebuild a step with new kwargs. Raises PluginError (old ones kept) if they do not work."""
+    def set_kwargs(self, name: str, kwargs: Dict[str, Any]) -> List[str]:
+        """Rebuild a step with new kwargs; returns those its processor ignores
+        (see ``ignored_params``). Raises PluginError (old ones kept) if they do not work."""
         if not isinstance(kwargs, dict):
             raise TypeError(f"kwargs must be a dict, got {type(kwargs).__name__}")
         with self._reload_lock:
@@ -412,10 +419,11 @@ class Pipeline:
             if loaded is None:  # no working module: keep the kwargs for when it loads
                 steps[i] = replace(old, spec=spec)
                 self._steps = tuple(steps)
-                return
+                return []
             processor = build_processor(spec, loaded)  # raises PluginError: nothing changed
             steps[i] = _Step(spec, processor, loaded, "")
             self._steps = tuple(steps)
+        return ignored_params(processor, spec.kwargs)
 
     # ------------------------------------------------------------------ views
     @property
