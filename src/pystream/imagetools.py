@@ -365,8 +365,6 @@ def load_reference(path: PathLike, what: str = "flat") -> np.ndarray:
         raise ValueError(f"cannot read {what} from {path.name}: not a NumPy .npy file")
     try:
         arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{what} file not found: {path}") from None
     except Exception as exc:  # not a .npy, truncated, pickled objects...
         raise ValueError(f"cannot read {what} from {path.name}: {exc}") from None
     if not isinstance(arr, np.ndarray):

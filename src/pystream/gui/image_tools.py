@@ -727,10 +727,9 @@ class ImageTools(QtCore.QObject):
         self._clear_report()
         self.set_reference(kind, arr)
         note = ""
-        if self.latest is not None:  # say it now, not only once Apply is ticked
-            frame_shape = tuple(self.latest.meta.get("raw_frame", self.latest.raw).shape[:2])
-            if tuple(arr.shape) != frame_shape:
-                note = f"; its shape {tuple(arr.shape)} does not match the stream's frames {frame_shape}"
+        frame_shape = self._stream_shape()
+        if frame_shape is not None and tuple(arr.shape) != frame_shape:  # said now, not only at Apply
+            note = f"; its shape {tuple(arr.shape)} does not match the stream's frames {frame_shape}"
         self._message(f"{kind} loaded from {Path(path).name}{note}")
         return True
 
@@ -760,12 +759,18 @@ class ImageTools(QtCore.QObject):
     def _check_stream_shape(self, kind: str) -> None:
         """A reference of another size than the stream: say so now, not at the next frame."""
         arr = getattr(self.corrections, kind)
-        if arr is None or self.latest is None or not getattr(self.corrections, f"apply_{kind}"):
+        frame_shape = self._stream_shape()
+        if arr is None or frame_shape is None or not getattr(self.corrections, f"apply_{kind}"):
             return
-        frame_shape = tuple(self.latest.meta.get("raw_frame", self.latest.raw).shape[:2])
         if tuple(arr.shape) != frame_shape:
             self._report(f"{kind} shape {tuple(arr.shape)} does not match the stream's frames "
                          f"{frame_shape}: not applied")
+
+    def _stream_shape(self) -> Optional[Tuple[int, int]]:
+        """(rows, columns) of the stream's frames as received, None before the first."""
+        if self.latest is None:
+            return None
+        return tuple(self.latest.meta.get("raw_frame", self.latest.raw).shape[:2])
 
     def _show_references(self) -> None:
         capturing = self.corrections.capturing

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..sources.ntndarray import CODECS, COLOR_MODE_CODES, build_ntndarray
+from ..sources.ntndarray import COLOR_MODE_CODES, build_ntndarray, check_codec
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ def run_pva_sim(pv_name: str, *, size: Tuple[int, int] = (512, 512), rate: float
     if color_mode.lower() not in COLOR_MODE_CODES:
         raise ValueError(f"unknown color mode {color_mode!r}; choose from "
                          f"{', '.join(COLOR_MODE_CODES)}")
-    if (codec or "") not in ("none", *CODECS):
-        raise ValueError(f"unknown codec {codec!r}; choose from "
-                         f"{', '.join(c or 'none' for c in CODECS)}")
+    check_codec(codec)  # before "publishing" is logged
     color = color_mode.lower() not in ("mono", "bayer", "yuv444", "yuv422", "yuv411")
     if codec == "jpeg" and np.dtype(dtype) != np.uint8:
         raise ValueError("the jpeg codec needs --dtype uint8")

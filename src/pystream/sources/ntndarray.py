@@ -324,6 +324,15 @@ def decode_ntndarray(pv) -> Decoded:
 
 # ---------------------------------------------------------------- encode
 
+def check_codec(name: Optional[str]) -> str:
+    """A codec name as ``build_ntndarray`` takes it ("" for none; "none" and
+    None mean the same); ValueError listing the choices for any other."""
+    name = "" if name in (None, "none") else name
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(c or 'none' for c in CODECS)}")
+    return name
+
+
 def _compress(name: str, wire: np.ndarray, quality: int = 90) -> bytes:
     raw = np.ascontiguousarray(wire)
     if name == "lz4":
@@ -340,7 +349,7 @@ def _compress(name: str, wire: np.ndarray, quality: int = 90) -> bytes:
     if name == "lz4hdf5":
         import imagecodecs
         return imagecodecs.lz4h5_encode(raw.tobytes())
-    raise ValueError(f"unknown codec {name!r}; choose from {', '.join(c or 'none' for c in CODECS)}")
+    raise ValueError(f"no encoder for codec {name!r}")  # check_codec let through a name added to CODECS
 
 
 def _jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
@@ -393,7 +402,7 @@ def build_ntndarray(
     import pvaccess as pva
 
     image = np.asarray(image)
-    codec = "" if codec in (None, "none") else codec
+    codec = check_codec(codec)
     wire, dims = wire_layout(image, color_mode)
     nt = pva.NtNdArray()
     if codec == "":

@@ -135,10 +135,11 @@ def validate_message(parts: List[bytes]) -> Tuple[dict, bytes]:
     if topic != TOPIC:
         raise FrameRejected("wrong_topic", f"topic {bytes(topic[:32])!r}, expected {TOPIC!r}")
     header, shape, dtype = parse_header(header_bytes)
-    if shape[0] * shape[1] * shape[2] > MAX_VALUES:  # the ring would be 1200 rows of it
+    values = shape[0] * shape[1] * shape[2]
+    if values > MAX_VALUES:  # the ring would be 1200 rows of it
         raise FrameRejected("too_large", f"shape {list(shape)}: more than {MAX_VALUES} values "
                                          "in one spectrum message")
-    expected = shape[0] * shape[1] * shape[2] * dtype.itemsize
+    expected = values * dtype.itemsize
     if len(payload) != expected:
         raise FrameRejected("size_mismatch",
                             f"payload {len(payload)} bytes, header says {list(shape)} "
@@ -281,7 +282,8 @@ class ZmqSpectrumSource(Source):
             sink.on_reject(exc.reason, exc.message)
             return
         except Exception as exc:  # a check we did not foresee: one bad message, not the end of the stream
-            log.warning("zmq %s: unreadable message: %s: %s", self.endpoint, type(exc).__name__, exc)
+            # counted, and logged at WARNING by the router the first time; the traceback for debugging
+            log.debug("zmq %s: unreadable message", self.endpoint, exc_info=True)
             sink.on_reject("bad_header", f"unreadable message: {type(exc).__name__}: {exc}")
             return
         time_tag = header.get("time_tag")

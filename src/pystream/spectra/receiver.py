@@ -214,21 +214,19 @@ class SpectrumReceiver:
                                                   f"{self.processing.freq_avg}")
             return
         rows = self.processing(data)
-        if rows.shape[1] != self.ring.n_cols and self.ring.total and not self._layout_confirmed(
-                rows.shape[1], n):
-            for f in frames:  # a stray message must not wipe the history
-                self.counters.reject("layout_unconfirmed",
-                                     f"spectrum of {list(shape)}; the history has width {self.ring.n_cols}")
-            return
-        if rows.shape[1] == self.ring.n_cols:
-            self._pending_layout = (0, 0)
-        else:
+        width = rows.shape[1]
+        if width != self.ring.n_cols:
+            if self.ring.total and not self._layout_confirmed(width, n):
+                for f in frames:  # a stray message must not wipe the history
+                    self.counters.reject("layout_unconfirmed",
+                                         f"spectrum of {list(shape)}; the history has width {self.ring.n_cols}")
+                return
             # a different stream layout (e.g. nchan changed): start a fresh history
-            log.warning("spectrum width %d != ring width %d: ring reset", rows.shape[1], self.ring.n_cols)
+            log.warning("spectrum width %d != ring width %d: ring reset", width, self.ring.n_cols)
             self.counters.add("layout_changes")
             self.counters.notice(f"stream layout changed to {list(shape)}; history restarted")
-            self.ring.reset(n_cols=rows.shape[1])
-            self._pending_layout = (0, 0)
+            self.ring.reset(n_cols=width)
+        self._pending_layout = (0, 0)
         times = np.fromiter((f.payload[0].get("timestamp", f.t_recv) for f in frames), float, n)
         self.ring.write(rows, times)
         self.counters.add("decoded", n)
