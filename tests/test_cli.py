@@ -10,8 +10,13 @@ import pytest
 from pystream.cli import build_viewer_parser
 
 
+def user_env(home):
+    """The environment of a user whose home is ``home``, with no display."""
+    return dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
+
+
 def run_pystream(args, home, timeout=90, env_extra=None, drop=()):
-    env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    env = user_env(home)
     env.update(env_extra or {})
     for key in drop:
         env.pop(key, None)
@@ -26,7 +31,7 @@ def run_until(args, home, stats, condition, timeout=60):
     makes it take longer; a fixed --exit-after would make it fail."""
     import signal
     import time
-    env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    env = user_env(home)
     proc = subprocess.Popen([sys.executable, "-m", "pystream.cli", *args, "--stats-json", str(stats),
                              "--exit-after", str(timeout + 30)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -265,6 +270,6 @@ def test_an_image_only_viewer_loads_no_zmq_no_libcrypto_no_editor(home):
             " if m in sys.modules)))\n"
             "sys.argv = ['pystream', '--offscreen', '--exit-after', '1', '--pv', 'pystream:test:nobody']\n"
             "runpy.run_module('pystream.cli', run_name='__main__')\n")
-    env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    env = user_env(home)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90)
     assert "LOADED []" in out.stdout, out.stdout + out.stderr
