@@ -37,7 +37,8 @@ def free_port():
 
 
 def main() -> int:
-    from pystream.cli import attach_spectra, build_viewer_parser, build_window
+    from pystream.cli import build_viewer_parser
+    from pystream.gui.assemble import attach_spectra, build_window
     from pystream.gui.app import make_app
     from pystream.publish.pva_sim import run_pva_sim
     from pystream.publish.zmq_spectra import run_sim as run_zmq_sim

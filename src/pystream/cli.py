@@ -321,9 +321,13 @@ def use_loopback_if_unset() -> None:
 
 # ---------------------------------------------------------------- commands
 
-def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> int:
+def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
+               source=None) -> int:
+    """The viewer window (on screen or offscreen) until it is closed, Ctrl-C or
+    ``--exit-after``. ``source``: a Source to watch instead of a PV (``pystream.show``)."""
     from . import settings as settings_mod
     from .gui.app import make_app
+    from .gui.assemble import attach_spectra, build_window
 
     app, platform_note = make_app(force_offscreen=args.offscreen)
     from pyqtgraph.Qt import QtCore
@@ -354,8 +358,10 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
             stop_spectra()
         return 1
     # with only a spectrum stream asked for, don't also open the last image PV
-    pv = demo_pv or args.pv or ("" if endpoint else settings.get("last_pv")) or ""
-    if pv:
+    pv = demo_pv or args.pv or ("" if endpoint or source else settings.get("last_pv")) or ""
+    if source is not None:
+        window.connect_source(source)
+    elif pv:
         window.connect_source(PvaSource(pv, queue_size=args.pva_queue))
         if args.pv and not demo_pv:
             remember(args.pv)
@@ -377,11 +383,11 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), app.quit)
 
     code = app.exec_()
-    if window.session is not None:
+    watched = window.session.source
+    if watched is not None:
         if window.session.stats().get("state") == "connecting":
-            log.warning("%s never connected: %s", window.session.source.describe(),
-                        NEVER_CONNECTED_HINT)
-        window.session.source.stop()  # nothing more arrives: the counts below are final
+            log.warning("%s never connected: %s", watched.describe(), NEVER_CONNECTED_HINT)
+        watched.stop()  # nothing more arrives: the counts below are final
     if stop_spectra is not None:
         stop_spectra()  # like the image source: the final numbers say "stopped"
     record_panel.shutdown()  # write what is queued, close the files
@@ -390,81 +396,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     settings["colormap"] = window.colormap_combo.currentText()
     if demo_pv is None:
         settings_mod.save_settings(settings)
-    window.disconnect_source()
+    window.shutdown()
     return code
-
-
-def build_window(args: argparse.Namespace, *, colormap: str = "gray", on_connect=None):
-    """The main window with every panel attached, as the viewer shows it."""
-    from .gui.main_window import MainWindow
-    from .sources.pva import PvaSource
-
-    def pva_source(name: str) -> PvaSource:  # a PV typed in the toolbar
-        return PvaSource(name, queue_size=args.pva_queue)
-
-    window = MainWindow(max_fps=args.max_fps, display_bin=args.display_bin, colormap=colormap,
-                        source_factory=pva_source, on_connect=on_connect)
-    attach_image_tools(window, args)
-    attach_pipeline(window, args)
-    window.record_panel = attach_recorder(window, args)
-    return window
-
-
-def attach_image_tools(window, args: argparse.Namespace):
-    """Crosshair, flat/dark, orientation, contrast, ROI/line, save frame."""
-    from .gui.image_tools import ImageTools
-    window.image_tools = ImageTools(window, auto_every=args.auto_every)
-    return window.image_tools
-
-
-def attach_pipeline(window, args: argparse.Namespace):
-    """The processor pipeline runs in the display worker; its panel is a dock."""
-    from .gui.pipeline_panel import PipelinePanel
-    from .pipeline import open_pipeline
-
-    pipeline = open_pipeline(args.proc_config, no_plugins=args.no_plugins)
-    window.processors.append(pipeline)  # callable; its `active` lets corrections be deferred
-    window.add_stats_provider(pipeline.stats)
-    dock = window.add_dock(PipelinePanel(pipeline), "Pipeline")
-    if args.no_plugins:
-        dock.hide()
-    window.pipeline = pipeline
-    return pipeline
-
-
-def attach_recorder(window, args: argparse.Namespace):
-    """The record panel taps every received frame (not only the displayed ones)."""
-    from .gui.record_panel import RecordPanel
-
-    formats = {"tiff": 0, "tiff-stack": 1, "hdf5": 2}
-    process = window.pipeline.clone().apply if getattr(window, "pipeline", None) else None
-    panel = RecordPanel(window, process=process, buffer_bytes=args.record_buffer,
-                        out_dir=args.record_dir or "")
-    panel.format_combo.setCurrentIndex(formats[args.record_format])
-    window.add_stats_provider(panel.stats)
-    window.add_dock(panel, "Recording")
-    return panel
-
-
-def attach_spectra(window, args: argparse.Namespace, endpoint: str):
-    """A ZMQ spectrum stream shown below (or instead of) the image; returns its stop()."""
-    from .gui.spectrum_panel import SpectrumPanel
-    from .spectra import SpectrumReceiver
-
-    receiver = SpectrumReceiver(endpoint=endpoint, buffer_length=args.buffer_length,
-                                plot_interval=args.plot_interval, plot_dir=args.plot_dir,
-                                pol=args.pol, freq_avg=args.freq_avg, freq_range=args.freq_range)
-    # the waterfall scrolls at display rate: a little above a 60 Hz screen's,
-    # so every refresh has a new one, or --max-fps when that is set
-    panel = SpectrumPanel(receiver, fps=args.max_fps or 75.0)
-    window.add_view(panel, "spectra", stats=receiver.counters.snapshot)
-    receiver.start()
-
-    def stop() -> None:
-        panel.stop()
-        receiver.stop()
-
-    return stop
 
 
 def run_demo(args: argparse.Namespace) -> int:

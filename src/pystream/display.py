@@ -64,6 +64,27 @@ class PixelwiseDeferred:
 
 
 @dataclass
+class DisplaySettings:
+    """What the display worker reads for every frame; any thread may change it
+    (the next frame uses the new values)."""
+
+    max_fps: float = 0.0  # cap on frames prepared per second (0 = as fast as they are shown)
+    display_bin: int = 0  # show every Nth pixel (0 = auto: reduce to target_size)
+    target_size: Tuple[int, int] = (1024, 1024)  # the view's size in screen pixels (h, w)
+    auto_levels: bool = True
+    level_percentiles: Optional[Tuple[float, float]] = None  # None: min/max
+    # if set, called once per frame instead of reading auto_levels: True =
+    # apply this frame's levels (auto contrast every N frames, or once)
+    auto_levels_schedule: Optional[Callable[[], bool]] = None
+
+
+def _setting(name: str) -> property:
+    """A worker attribute that reads and writes its DisplaySettings."""
+    return property(lambda self: getattr(self.settings, name),
+                    lambda self, value: setattr(self.settings, name, value))
+
+
+@dataclass
 class DisplayFrame:
     """Everything the GUI needs to paint one frame, and nothing to compute."""
 
@@ -136,13 +157,13 @@ class DisplayWorker(threading.Thread):
     def __init__(self, slot: LatestFrameSlot, counters: Counters,
                  deliver: Callable[[DisplayFrame], None], *, max_fps: float = 0.0,
                  display_bin: int = 0, processors: Optional[List[Callable]] = None,
-                 analyses: Optional[Mapping[str, Callable]] = None, ready_timeout: float = 0.25):
+                 analyses: Optional[Mapping[str, Callable]] = None, ready_timeout: float = 0.25,
+                 settings: Optional[DisplaySettings] = None):
         super().__init__(name="pystream-display", daemon=True)
         self.slot = slot
         self.counters = counters
         self.deliver = deliver
-        self.max_fps = max_fps
-        self.display_bin = display_bin
+        self.settings = settings if settings is not None else DisplaySettings(max_fps, display_bin)
         # (array, meta) -> (array, meta), applied in order (corrections, then the
         # pipeline); the list is shared with the owner, so changes apply live
         self.processors = processors if processors is not None else []
@@ -150,19 +171,21 @@ class DisplayWorker(threading.Thread):
         # processed frame (ROI statistics, crosshair values...), shown by the GUI
         self.analyses = analyses if analyses is not None else {}
         self.ready_timeout = ready_timeout
-        self.target_size: Tuple[int, int] = (1024, 1024)  # view size in screen pixels
-        self.auto_levels = True
-        # if set, called once per frame instead of reading auto_levels: True =
-        # apply this frame's levels (auto contrast every N frames, or once)
-        self.auto_levels_schedule: Optional[Callable[[], bool]] = None
-        self.level_percentiles: Optional[Tuple[float, float]] = None
         self._ready = threading.Event()  # the previous frame was painted
         self._ready.set()
         self._halt = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
+        self.handled = 0  # frames taken from the slot and dealt with (see ``idle``)
         self._next_slot = 0.0  # earliest time of the next delivery under --max-fps
         self._levels: Optional[Tuple[float, float]] = None  # the last levels handed over
+
+    max_fps = _setting("max_fps")
+    display_bin = _setting("display_bin")
+    target_size = _setting("target_size")
+    auto_levels = _setting("auto_levels")
+    level_percentiles = _setting("level_percentiles")
+    auto_levels_schedule = _setting("auto_levels_schedule")
 
     # -- control (any thread)
     def consumed(self) -> None:
@@ -205,22 +228,33 @@ class DisplayWorker(threading.Thread):
                 if self.slot.closed:
                     break
                 continue
-            if not self._resume.is_set():  # paused while waiting for it: not decoded
-                if not self.slot.put_back(frame):
-                    self.counters.add("skipped")  # a newer one is there already
-                continue
-            display = self.prepare(frame)
-            if display is None:
-                continue
-            self._ready.clear()
-            if period:
-                self._next_slot = slot + period
             try:
-                self.deliver(display)
-            except Exception:  # a broken consumer must not end the display thread
-                log.exception("display consumer failed")
-                self._ready.set()
-            self.analyse(display)  # while the GUI paints it
+                self._handle(frame, slot if period else 0.0, period)
+            finally:
+                self.handled += 1
+
+    def _handle(self, frame: Frame, slot: float, period: float) -> None:
+        if not self._resume.is_set():  # paused while waiting for it: not decoded
+            if not self.slot.put_back(frame):
+                self.counters.add("skipped")  # a newer one is there already
+            return
+        display = self.prepare(frame)
+        if display is None:
+            return
+        self._ready.clear()
+        if period:
+            self._next_slot = slot + period
+        try:
+            self.deliver(display)
+        except Exception:  # a broken consumer must not end the display thread
+            log.exception("display consumer failed")
+            self._ready.set()
+        self.analyse(display)  # while the GUI paints it
+
+    @property
+    def idle(self) -> bool:
+        """Every frame taken from the slot has been handled (shown, rejected or put back)."""
+        return self.handled >= self.slot.taken
 
     def _steady(self, levels: Tuple[float, float]) -> Tuple[float, float]:
         """Keep the previous levels while the new ones differ by less than

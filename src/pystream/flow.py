@@ -134,6 +134,21 @@ class Counters:
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + n
 
+    def reset(self) -> None:
+        """Start counting a new stream: counts (every name kept, at 0), rates,
+        latency, state, errors and notices. ``extra`` gauges stay: they belong
+        to parts that outlive the stream (recorder, pipeline)."""
+        with self._lock:
+            self.counts = {name: 0 for name in self.counts}
+            self.rejected_by_reason = {}
+            self.recv_rate = RateMeter()
+            self.display_rate = RateMeter()
+            self.latency = LatencyStats()
+            self.state = "idle"
+            self.last_error = ""
+            self.notices = []
+            self._t0 = time.monotonic()
+
     def received(self, dropped_upstream: int = 0, restart: bool = False) -> None:
         with self._lock:
             c = self.counts
@@ -206,6 +221,7 @@ class LatestFrameSlot:
         self._cond = threading.Condition(threading.Lock())
         self._frame: Any = None
         self._closed = False
+        self.taken = 0  # frames handed out by take()
 
     def put(self, frame: Any) -> Any:
         with self._cond:
@@ -219,6 +235,8 @@ class LatestFrameSlot:
             if self._frame is None and not self._closed:
                 self._cond.wait(timeout)
             frame, self._frame = self._frame, None
+            if frame is not None:
+                self.taken += 1
             return frame
 
     def put_back(self, frame: Any) -> bool:
@@ -239,6 +257,9 @@ class LatestFrameSlot:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def __len__(self) -> int:
+        return 0 if self._frame is None else 1
 
 
 class ByteBoundedQueue:
@@ -315,6 +336,10 @@ class FrameRouter:
         self._taps: List[Callable[[Frame], None]] = []
         self._state_listeners: List[Callable[[str, str], None]] = []
 
+    def reset(self) -> None:
+        """A new source: its uid sequence has nothing to do with the last one's."""
+        self.uids = UidTracker()
+
     def add_tap(self, tap: Callable[[Frame], None]) -> None:
         self._taps = self._taps + [tap]  # copy-on-write: the source thread iterates lock-free
 
@@ -322,7 +347,7 @@ class FrameRouter:
         self._taps = [t for t in self._taps if t is not tap]
 
     def add_state_listener(self, listener: Callable[[str, str], None]) -> None:
-        self._state_listeners.append(listener)
+        self._state_listeners = self._state_listeners + [listener]
 
     def on_frame(self, frame: Frame) -> None:
         restarts_before = self.uids.restarts

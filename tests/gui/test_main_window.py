@@ -91,7 +91,8 @@ def test_rgb_frames_are_shown_in_colour(window, publisher, qtbot):
 
 
 def test_a_pv_typed_in_the_toolbar_gets_the_pva_queue_option(publisher, qtbot, home, monkeypatch):
-    from pystream.cli import build_viewer_parser, build_window
+    from pystream.cli import build_viewer_parser
+    from pystream.gui.assemble import build_window
     from pystream.gui.app import make_app
 
     monkeypatch.chdir(home)  # the packaged pipeline, not one in the current directory or ~/.pystream

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pystream.cli import attach_pipeline, build_viewer_parser
+from pystream.cli import build_viewer_parser
+from pystream.gui.assemble import attach_pipeline
 from pystream.gui.app import make_app
 from pystream.gui.main_window import MainWindow
 from pystream.sources.pva import PvaSource

@@ -1,8 +1,10 @@
 """The main window: toolbar, image view, status bar. Thin by design.
 
-The window owns a ``StreamSession`` per connected source. Frames arrive
-display-ready from the session's worker thread through a queued Qt signal;
-the GUI thread only sets them on the ImageItem and paints.
+The window is one consumer of a long-lived engine ``Session`` (it outlives
+connections: switching PV keeps the processors, analyses, taps and stats).
+Frames arrive display-ready from the session's worker thread through a queued
+Qt signal; the GUI thread only sets them on the ImageItem and paints, then
+tells the session (``consumed``) so the next frame is prepared.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 from pyqtgraph.Qt import QtCore, QtWidgets
 
 from ..display import DisplayFrame
-from ..session import StreamSession
+from ..session import Session
 from ..sources._base import Source
 from .image_view import COLORMAPS, ImageView
 
@@ -52,11 +54,12 @@ def format_status(s: Dict[str, Any]) -> str:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """Panels attach from outside: ``add_dock``, ``processors``, ``analyses``,
-    and the ``frameShown`` / ``sessionChanged`` signals."""
+    """Panels attach through ``add_dock``, the session's ``processors`` and
+    ``analyses``, and the ``frameShown`` / ``sessionChanged`` signals."""
 
     frameShown = QtCore.pyqtSignal(object)  # DisplayFrame, after it is set on the image
-    sessionChanged = QtCore.pyqtSignal(object)  # StreamSession or None
+    # the session when a source is connected, None when it is disconnected
+    sessionChanged = QtCore.pyqtSignal(object)
 
     def __init__(self, *, max_fps: float = 0.0, display_bin: int = 0, colormap: str = "gray",
                  source_factory: Optional[Callable[[str], Source]] = None,
@@ -66,18 +69,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1200, 860)
         self.max_fps = max_fps
         self.display_bin = display_bin
-        # shared with every session's worker: panels add corrections/analyses here
-        self.processors: List[Callable] = []
-        self.analyses: Dict[str, Callable] = {}
+        self.session = Session(max_fps=max_fps, display_bin=display_bin)
+        # the session's own list and dict: panels add corrections/analyses here
+        self.processors: List[Callable] = self.session.processors
+        self.analyses: Dict[str, Callable] = self.session.analyses
         self.source_factory = source_factory
         self.on_connect = on_connect
-        self.session: Optional[StreamSession] = None
         self.current: Optional[DisplayFrame] = None
         self.platform_note = ""
-        self._stats_providers = []
+        # the panels, attached by gui.assemble.build_window (None when not attached)
+        self.image_tools = None  # gui.image_tools.ImageTools
+        self.pipeline = None  # pipeline.Pipeline, run by the session's worker
+        self.record_panel = None  # gui.record_panel.RecordPanel
+        self.spectra = None  # spectra.SpectrumReceiver of a --zmq stream
 
         self.bridge = DisplayBridge()
         self.bridge.frameReady.connect(self._show_frame, QtCore.Qt.QueuedConnection)
+        self.session.add_display_listener(self.bridge.deliver, paced=True)
 
         self.image_view = ImageView(self._first_paint)
         self.image_view.sigViewResized.connect(self._view_resized)
@@ -86,7 +94,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.views.addWidget(self.image_view)
         self.setCentralWidget(self.views)
         self.nested_stats: Dict[str, Callable[[], Dict[str, Any]]] = {}
-        self.taps: List[Callable] = []  # lossless taps (recorders), kept across sessions
         self._docks: List[QtWidgets.QDockWidget] = []
         self._build_toolbar(colormap)
 
@@ -136,49 +143,39 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.on_connect(name)
 
     def _auto_levels_toggled(self, on: bool) -> None:
-        if self.session and self.session.worker:
-            self.session.worker.auto_levels = on
+        self.session.display.auto_levels = on
 
     def set_paused(self, paused: bool) -> None:
         """While paused nothing is decoded; frames are still received and counted."""
         self.pause_action.setText("Resume" if paused else "Pause")
-        if self.session and self.session.worker:
-            (self.session.worker.pause if paused else self.session.worker.resume)()
+        (self.session.pause if paused else self.session.resume)()
 
     # ------------------------------------------------------------ sources
-    def connect_source(self, source: Source) -> StreamSession:
+    @property
+    def connected(self) -> bool:
+        """A source is connected (the session itself always exists)."""
+        return self.session.source is not None
+
+    def connect_source(self, source: Source) -> Session:
         self.disconnect_source()
         if source.kind == "pva":
             self.pv_edit.setText(source.name)
-        session = StreamSession(source, deliver=self.bridge.deliver, max_fps=self.max_fps,
-                                display_bin=self.display_bin, processors=self.processors,
-                                analyses=self.analyses)
-        session.worker.auto_levels = self.auto_levels_box.isChecked()
-        self.session = session
+        self.session.display.auto_levels = self.auto_levels_box.isChecked()
         self._view_resized(*self._view_size())
-        if self.pause_action.isChecked():
-            session.worker.pause()
-        for provider in self._stats_providers:
-            session.add_stats(provider)
-        for tap in self.taps:
-            session.router.add_tap(tap)
         self.image_view.show()
-        session.start()
+        self.session.connect(source)
         self.setWindowTitle(f"pystream — {source.describe()}")
         log.info("watching %s", source.describe())
-        self.sessionChanged.emit(session)
-        return session
+        self.sessionChanged.emit(self.session)
+        return self.session
 
     def disconnect_source(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.stop()
+        if self.session.source is not None:
+            self.session.disconnect()
             self.sessionChanged.emit(None)
 
     def add_stats_provider(self, provider: Callable[[], Dict[str, Any]]) -> None:
-        self._stats_providers.append(provider)
-        if self.session:
-            self.session.add_stats(provider)
+        self.session.add_stats(provider)
 
     # ------------------------------------------------------------ frames
     def _show_frame(self, display: DisplayFrame) -> None:
@@ -187,20 +184,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frameShown.emit(display)
 
     def _first_paint(self, display: DisplayFrame) -> None:
-        session = self.session
-        if session is None or display.frame is None:
+        if display.frame is None:
             return
-        session.counters.painted(display.t_source)
-        if session.worker:
-            session.worker.consumed()
+        self.session.counters.painted(display.t_source)
+        self.session.consumed()
 
     def _view_size(self):
         rect = self.image_view.view.sceneBoundingRect()
         return int(rect.height()), int(rect.width())
 
     def _view_resized(self, h: int, w: int) -> None:
-        if self.session and self.session.worker and h > 10 and w > 10:
-            self.session.worker.target_size = (h, w)
+        if h > 10 and w > 10:
+            self.session.display.target_size = (h, w)
 
     def add_dock(self, widget: QtWidgets.QWidget, title: str,
                  area=QtCore.Qt.RightDockWidgetArea) -> QtWidgets.QDockWidget:
@@ -227,26 +222,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.views.addWidget(widget)
         if stats is not None:
             self.nested_stats[name] = stats
-        if self.session is None:
+        if not self.connected:
             self.image_view.hide()
 
-    def add_tap(self, tap: Callable) -> None:
-        """A lossless tap (recorder) on this and every later session's frames."""
-        self.taps.append(tap)
-        if self.session:
-            self.session.router.add_tap(tap)
-
-    def remove_tap(self, tap: Callable) -> None:
-        self.taps = [t for t in self.taps if t is not tap]
-        if self.session:
-            self.session.router.remove_tap(tap)
-
     def stats(self) -> Dict[str, Any]:
-        snap: Dict[str, Any] = self.session.stats() if self.session else {"state": "idle"}
+        snap: Dict[str, Any] = self.session.stats()
         for name, provider in self.nested_stats.items():
             nested = provider()
             snap[name] = nested
-            if self.session is None:  # the only stream: its counters are the top level
+            if not self.connected:  # the only stream: its counters are the top level
                 snap.update(nested)
         return snap
 
@@ -259,3 +243,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event) -> None:
         self.disconnect_source()
         super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the source and the engine's threads (at exit)."""
+        self.disconnect_source()
+        self.session.close()

@@ -2,7 +2,7 @@
 
 Output directory, prefix, format, raw or processed frames, Start/Stop, and
 live numbers (frames written, MB/s, queue fill, drops, error) refreshed by a
-timer. The panel adds the recorder's tap to the FrameRouter on start and
+timer. The panel adds the recorder's tap to the session on start and
 removes it on stop; ``stateChanged`` carries a one-line text for the main
 window's status bar.
 """
@@ -23,7 +23,7 @@ FORMATS = (
 
 
 class RecordPanel(QtWidgets.QWidget):
-    """Recording controls bound to one FrameRouter."""
+    """Recording controls bound to one session (anything with ``add_tap``/``remove_tap``)."""
 
     stateChanged = QtCore.Signal(str)
 

@@ -6,9 +6,9 @@ Public API::
                    buffer_bytes=1 << 30, stack=False, compression=None, process=None,
                    writer_threads=None)   # TIFF sequence: 3 threads by default
     rec.start()                 # RecordError if the directory/format is unusable
-    router.add_tap(rec.tap)     # tap runs on the source thread: put only
+    session.add_tap(rec.tap)    # tap runs on the source thread: put only
     ...
-    router.remove_tap(rec.tap)
+    session.remove_tap(rec.tap)
     rec.stop(drain=True)        # write what is queued, close the files
     rec.stats()                 # recording, recorded, record_drops, ... (STAT_KEYS)
 

@@ -1,7 +1,7 @@
 """Recording with no window: ``pystream record --pv PV --out DIR ...``.
 
-``run_recording`` wires any Source → FrameRouter (no display slot) → Recorder
-tap, shows a one-line progress on stderr, stops on a frame count, a duration,
+``run_recording`` connects any Source to a ``Session`` with no display (nothing
+is decoded but by the recorder) and a Recorder tap, shows a one-line progress on stderr, stops on a frame count, a duration,
 the source finishing, a disk error or Ctrl-C, drains the queue, closes the
 files and returns a ``RecordSummary``.
 """
@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, TextIO
 
-from ..flow import Counters, FrameRouter
+from ..flow import Counters
+from ..session import Session
 from .recorder import ProcessFn, RecordError, Recorder
 
 _SIZE_UNITS = {
@@ -149,7 +150,7 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
                   compression: Optional[str] = None, progress: bool = True,
                   process: Optional[ProcessFn] = None, counters: Optional[Counters] = None,
                   stream: Optional[TextIO] = None, stop_event: Optional[threading.Event] = None,
-                  poll_interval: float = 0.05) -> RecordSummary:
+                  poll_interval: float = 0.05, session: Optional[Session] = None) -> RecordSummary:
     """Record ``source`` into ``out_dir`` until ``frames`` / ``seconds`` / end / Ctrl-C.
 
     Ctrl-C (KeyboardInterrupt) stops the source, writes what is queued and
@@ -157,10 +158,14 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
     summary goes to ``stream`` (stderr by default) and is returned; the
     caller picks the exit status from ``summary.ok``. ``stop_event`` lets
     another thread (or ``--exit-after``) end the recording the same way.
+    ``session``: record within an existing session (its other consumers, e.g.
+    a web view, go on seeing the stream); by default a display-less one.
     """
     stream = sys.stderr if stream is None else stream
-    counters = counters if counters is not None else Counters()
-    router = FrameRouter(counters, slot=None)
+    own_session = session is None
+    if session is None:
+        session = Session(display=False, counters=counters)
+    counters = session.counters
     summary = RecordSummary()
     recorder = Recorder(out_dir, fmt=fmt, prefix=prefix, buffer_bytes=buffer_bytes, stack=stack,
                         compression=compression, process=process, max_frames=frames)
@@ -178,14 +183,14 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
     def on_state(state: str, message: str) -> None:
         source_state["state"], source_state["message"] = state, message
 
-    router.add_state_listener(on_state)
-    router.add_tap(recorder.tap)
+    session.add_state_listener(on_state)
+    session.add_tap(recorder.tap)
     line = ProgressLine(stream) if progress else None
     t0 = time.monotonic()
     stop_reason = ""
     try:
         try:
-            source.start(router)
+            session.connect(source)
             while True:
                 elapsed = time.monotonic() - t0
                 if recorder.state == "error":
@@ -213,8 +218,8 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
         if line is not None:  # end the line before stopping logs anything
             line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0), force=True)
             line.end()
-        _stop_source(source)
-        router.remove_tap(recorder.tap)
+        _stop_source(session)
+        session.remove_tap(recorder.tap)
         try:
             recorder.stop(drain=True)
         except KeyboardInterrupt:
@@ -224,9 +229,11 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
     finally:
         # whatever happened above, the files end closed and the source stopped
         if not recorder.finished:
-            _stop_source(source)
-            router.remove_tap(recorder.tap)
+            _stop_source(session)
+            session.remove_tap(recorder.tap)
             recorder.stop(drain=False)
+        if own_session:
+            session.close()
     if line is not None:
         line.end()  # still open only if something above raised
     _fill_summary(summary, recorder, counters, stop_reason)
@@ -235,9 +242,11 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
     return summary
 
 
-def _stop_source(source) -> None:
+def _stop_source(session: Session) -> None:
+    """Stop the source (the final counts and its state stay readable)."""
     try:
-        source.stop()
+        if session.source is not None:
+            session.source.stop()
     except Exception as exc:  # a source that fails to stop must not lose the recording
         sys.stderr.write(f"warning: stopping the source failed: {exc}\n")
 

@@ -4,7 +4,7 @@ A drop-in for the reference ``StreamReceiver`` (seed 000): same constructor
 arguments and methods (``start``, ``stop``, ``get_latest_data``,
 ``get_buffer_status``, ``get_current_delay``), built from pystream's parts::
 
-    ZmqSpectrumSource ─► FrameRouter (counts) ─► tap: byte-bounded queue ─► worker:
+    ZmqSpectrumSource ─► Session (counts; no display) ─► tap: byte-bounded queue ─► worker:
         batch → pol selection + frequency averaging (one numpy call per batch) → SpectrumRing
     SpectrumRing ─► PeriodicPlotter (PNG every plot_interval s, own thread)
                  └► WaterfallModel (display-ready image for the GUI panel, own thread)
@@ -22,8 +22,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..flow import ByteBoundedQueue, Counters, FrameRouter
+from ..flow import ByteBoundedQueue, Counters
 from ..frame import Frame
+from ..session import Session
 from ..sources.zmq_spectra import DEFAULT_PORT, ZmqSpectrumSource, make_endpoint, message_shape_dtype
 from .plots import PeriodicPlotter
 from .processing import SpectrumProcessing, frequency_axis, parse_freq_range
@@ -84,9 +85,10 @@ class SpectrumReceiver:
 
         self.counters = counters if counters is not None else Counters()
         self.ring = SpectrumRing(self.buffer_length, self.processing.out_width(nchan))
-        self.router = FrameRouter(self.counters)  # no display slot: the ring is the history
-        self.router.add_tap(self._enqueue)
-        self.router.add_state_listener(self._on_state)
+        # no display worker: the ring is the history, the waterfall its view
+        self.session = Session(display=False, counters=self.counters)
+        self.session.add_tap(self._enqueue)
+        self.session.add_state_listener(self._on_state)
         self._queue = ByteBoundedQueue(queue_bytes)
         self._queue_closed = threading.Event()
         self._source: Optional[ZmqSpectrumSource] = None
@@ -123,7 +125,7 @@ class SpectrumReceiver:
         self._worker = threading.Thread(target=self._process_loop, name="spectrum-worker", daemon=True)
         self._worker.start()
         self._source = ZmqSpectrumSource(self.endpoint)
-        self._source.start(self.router)
+        self.session.connect(self._source)
         self.plotter.start()
 
     def stop(self) -> None:
