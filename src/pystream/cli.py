@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from typing import List, Optional
+
+from .signals import StopRequest, StopSignals
 
 log = logging.getLogger("pystream")
 
@@ -34,6 +35,8 @@ examples:
   pystream demo --offscreen --exit-after 10 --stats-json stats.json
   pystream --zmq tcp://127.0.0.1:9798 --pol I --freq-range 14.36,87.83
 
+Ctrl-C, SIGTERM and SIGHUP stop every command cleanly (recordings closed, final
+stats written, exit status 0); a second one stops at once.
 settings persist in ~/.pystream/viewer_config.json (last PV; --pv wins).
 """
 
@@ -272,7 +275,9 @@ def build_record_parser() -> argparse.ArgumentParser:
         prog="pystream record",
         description="Record every received frame, losslessly, with no window: TIFF sequence "
                     "(prefix_000001.tiff ...), one BigTIFF stack, or HDF5. Shows progress and "
-                    "a summary (frames, drops, MB/s). Ctrl-C stops and closes the files.")
+                    "a summary (frames, drops, MB/s). Ctrl-C, SIGTERM or SIGHUP stops, writes what "
+                    "is queued, closes the files and exits with status 0; a second one drops "
+                    "what is queued (the files are still closed).")
     g = parser.add_argument_group("source (one of)")
     g.add_argument("--pv", metavar="NAME", help="NTNDArray PV")
     add_pva_queue_option(g)
@@ -289,6 +294,9 @@ def build_record_parser() -> argparse.ArgumentParser:
                    help="memory between receiving and writing (default: 1GiB); beyond it frames "
                         "are dropped and counted")
     g.add_argument("--compression", default=None, help="TIFF/HDF5 compression, e.g. zlib (default: none)")
+    g.add_argument("--connect-timeout", type=_nonneg_float, default=30.0, metavar="S",
+                   help="give up (exit status 1) when the source has not connected after S "
+                        "seconds; 0 = wait forever (default: 30)")
     g.add_argument("--no-progress", action="store_true", help="no progress line")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
@@ -367,9 +375,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
         stats_writer = StatsFileWriter(args.stats_json, window.stats)
         stats_writer.start()
 
-    # Ctrl-C / SIGTERM quit cleanly; the timer lets Python run signal handlers
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: app.quit())
+    # Ctrl-C / SIGTERM / SIGHUP quit cleanly; the timer lets Python run signal handlers
+    StopSignals(lambda _name: app.quit()).install()
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
@@ -512,8 +519,11 @@ def run_sim(args: argparse.Namespace) -> int:
         return 0
     if args.kind == "zmq":
         from .publish.zmq_spectra import run_sim as run_zmq_sim
+        stop = StopRequest()
+        StopSignals(stop.request).install()
         try:
-            count = run_zmq_sim(port=args.port, rate=args.rate, addr=args.addr, count=args.count)
+            count = run_zmq_sim(port=args.port, rate=args.rate, addr=args.addr, count=args.count,
+                                stop_event=stop)
         except Exception as exc:  # e.g. address already in use
             log.error("cannot publish on tcp://%s:%s: %s", args.addr, args.port, exc)
             return 2
@@ -535,15 +545,28 @@ def run_record(args: argparse.Namespace) -> int:
     else:
         from .sources.zmq_spectra import ZmqSpectrumSource
         source = ZmqSpectrumSource(endpoint)
+    out_existed = os.path.exists(args.out)
+    stop = StopRequest()
+
+    def stop_at_once(_name: str) -> None:
+        raise KeyboardInterrupt  # run_recording's path: drop what is queued, close the files
+
     try:
-        summary = run_recording(source, args.out, fmt=args.format, frames=args.frames,
-                                seconds=args.seconds, prefix=args.prefix,
-                                buffer_bytes=args.record_buffer, compression=args.compression,
-                                progress=not args.no_progress)
+        with StopSignals(stop.request, on_force=stop_at_once):
+            summary = run_recording(source, args.out, fmt=args.format, frames=args.frames,
+                                    seconds=args.seconds, prefix=args.prefix,
+                                    buffer_bytes=args.record_buffer, compression=args.compression,
+                                    progress=not args.no_progress, stop_event=stop,
+                                    connect_timeout=args.connect_timeout or None)
     except RecordError as exc:
         log.error("cannot record: %s", exc)
         return 1
+    if not out_existed and os.path.isdir(args.out) and not os.listdir(args.out):
+        os.rmdir(args.out)  # no frame written (the writers remove their empty files)
     if not summary.ok:
+        return 1
+    if summary.never_connected:
+        log.error("%s never connected: %s", source.describe(), NEVER_CONNECTED_HINT)
         return 1
     if summary.received == 0 and summary.stop_reason != "could not start":
         # a script must not take an empty recording for a good one
