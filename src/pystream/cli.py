@@ -198,6 +198,47 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     g.add_argument("--log-file", metavar="PATH", help="also write the log to PATH")
+    g = parser.add_argument_group("StreamReceiver's flags (scripts written for it run unchanged)")
+    g.add_argument("--start-webshow", action="store_true",
+                   help="the live web view (an alias of --web, where this version has it)")
+    g.add_argument("--gc-interval", type=_positive_int, metavar="N",
+                   help="accepted and not needed: pystream makes no per-frame garbage to collect")
+
+
+def apply_receiver_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """StreamReceiver's --start-webshow and --gc-interval, said what they do here."""
+    if args.gc_interval is not None:
+        log.info("--gc-interval is not needed: pystream makes no per-frame garbage to collect")
+    if args.start_webshow:
+        web = next((a for a in parser._actions if "--web" in a.option_strings), None)
+        if web is None:
+            log.warning("--start-webshow: the web view is not available in this version of "
+                        "pystream; showing the window only")
+        elif not getattr(args, web.dest, None):  # --start-webshow means --web with its default
+            setattr(args, web.dest, web.const if web.const is not None else True)
+
+
+def check_proc_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A --proc-config that names no file is a usage error (exit 2); the default may be absent."""
+    if args.proc_config is None or args.no_plugins:
+        return
+    from .pipeline.config import ConfigError, resolve_config_path
+    try:
+        resolve_config_path(args.proc_config)
+    except ConfigError as exc:
+        parser.error(f"--proc-config: {exc}")
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+        try:
+            return dist_version("pystream")
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return getattr(sys.modules.get("pystream"), "__version__", "unknown")
 
 
 def build_viewer_parser() -> argparse.ArgumentParser:
@@ -206,6 +247,7 @@ def build_viewer_parser() -> argparse.ArgumentParser:
         description="Live viewer for EPICS PVAccess NTNDArray image streams and ZMQ spectrum "
                     "streams.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pystream {version()}")
     add_viewer_options(parser)
     return parser
 
@@ -579,8 +621,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     if command == "demo":
-        args = build_demo_parser().parse_args(argv[1:])
+        parser = build_demo_parser()
+        args = parser.parse_args(argv[1:])
+        check_proc_config(parser, args)
         setup_logging(args.log_level, args.log_file)
+        apply_receiver_flags(parser, args)
         return run_demo(args)
     if command == "sim":
         args = build_sim_parser().parse_args(argv[1:])
@@ -590,8 +635,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_record_parser().parse_args(argv[1:])
         setup_logging(args.log_level)
         return run_record(args)
-    args = build_viewer_parser().parse_args(argv)
+    parser = build_viewer_parser()
+    args = parser.parse_args(argv)
+    check_proc_config(parser, args)
     setup_logging(args.log_level, args.log_file)
+    apply_receiver_flags(parser, args)
     return run_viewer(args)
 
 
