@@ -159,6 +159,14 @@ def add_viewer_options(parser: argparse.ArgumentParser,
                    help="write a spectrum + waterfall PNG every S seconds (0 = never, default)")
     g.add_argument("--plot-dir", default="spectrum_plots", metavar="DIR",
                    help="where the periodic PNGs go (default: ./spectrum_plots)")
+    g = parser.add_argument_group("snapshots (with or without a window)")
+    g.add_argument("--snapshot-interval", type=_nonneg_float, default=0.0, metavar="S",
+                   help="write the image as displayed (levels, colormap, orientation, processed) "
+                        "as a timestamped PNG every S seconds (0 = never, default)")
+    g.add_argument("--snapshot-dir", default="snapshots", metavar="DIR",
+                   help="where the snapshots go (default: ./snapshots)")
+    g.add_argument("--snapshot-raw", action="store_true",
+                   help="with each snapshot, also the frame as received, as TIFF")
     g = parser.add_argument_group("display")
     g.add_argument("--max-fps", type=_nonneg_float, default=0.0, metavar="FPS",
                    help="cap on frames painted per second; 0 = as fast as the screen takes them "
@@ -434,6 +442,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     if stop_spectra is not None:
         stop_spectra()  # like the image source: the final numbers say "stopped"
     record_panel.shutdown()  # write what is queued, close the files
+    if window.snapshots is not None:
+        window.snapshots.stop()
     if stats_writer is not None:
         stats_writer.stop()  # final numbers, before the windows are torn down
     settings["colormap"] = window.colormap_combo.currentText()
@@ -456,6 +466,7 @@ def build_window(args: argparse.Namespace, *, colormap: str = "gray", on_connect
     attach_image_tools(window, args)
     attach_pipeline(window, args)
     window.record_panel = attach_recorder(window, args)
+    window.snapshots = attach_snapshots(window, args) if args.snapshot_interval else None
     return window
 
 
@@ -493,6 +504,21 @@ def attach_recorder(window, args: argparse.Namespace):
     window.add_stats_provider(panel.stats)
     window.add_dock(panel, "Recording")
     return panel
+
+
+def attach_snapshots(window, args: argparse.Namespace):
+    """--snapshot-interval: shown frames, as shown, to a SnapshotWriter (its own thread)."""
+    from .snapshots import SnapshotWriter
+
+    writer = SnapshotWriter(args.snapshot_dir, args.snapshot_interval, raw=args.snapshot_raw)
+
+    def shown(display) -> None:
+        if writer.due():
+            writer.offer(display, *window.image_tools.displayed_look(display))
+
+    window.frameShown.connect(shown)
+    window.add_stats_provider(writer.stats)
+    return writer.start()
 
 
 def attach_spectra(window, args: argparse.Namespace, endpoint: str):
