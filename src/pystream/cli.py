@@ -399,6 +399,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None) -> in
     window = build_window(args, colormap=args.colormap or settings.get("colormap", "gray"),
                           on_connect=remember)
     window.platform_note = platform_note
+    window.add_stats_provider(lambda: {"qt_platform": app.platformName()})
     record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
     stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
