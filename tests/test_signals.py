@@ -206,3 +206,16 @@ def test_never_connecting_keeps_a_directory_that_existed(home, pv_name):
     code, err = child.finish()
     assert code == 1 and "never connected" in err, err
     assert out.is_dir() and os.listdir(out) == []
+
+
+def test_sigterm_stops_the_spectrum_simulator(home):
+    import socket
+    with socket.socket() as s:  # a port free a moment ago; the child binds it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    child = Child(["sim", "zmq", "--port", str(port), "--rate", "50"], user_env(home))
+    child.wait_for(lambda: "publishing" in child.text(), "the publisher started")
+    child.proc.send_signal(signal.SIGTERM)
+    code, err = child.finish()
+    assert code == 0, err
+    assert re.search(r"published \d+ spectra", err), err
