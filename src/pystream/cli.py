@@ -238,15 +238,11 @@ def check_proc_config(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as dist_version
     try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
-        try:
-            return dist_version("pystream")
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    return getattr(sys.modules.get("pystream"), "__version__", "unknown")
+        return dist_version("pystream")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return getattr(sys.modules.get("pystream"), "__version__", "unknown")
 
 
 def build_viewer_parser() -> argparse.ArgumentParser:
