@@ -273,3 +273,33 @@ def test_an_image_only_viewer_loads_no_zmq_no_libcrypto_no_editor(home):
     env = user_env(home)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90)
     assert "LOADED []" in out.stdout, out.stdout + out.stderr
+
+
+def test_version(home):
+    from importlib.metadata import version
+    result = run_pystream(["--version"], home, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"pystream {version('pystream')}"
+
+
+def test_a_missing_proc_config_is_a_usage_error(home):
+    missing = home / "nowhere" / "pipeline.json"
+    result = run_pystream(["--offscreen", "--exit-after", "60", "--proc-config", str(missing)], home)
+    assert result.returncode == 2, result.stderr
+    assert f"--proc-config: pipeline config not found: {missing}" in result.stderr
+    result = run_pystream(["demo", "--proc-config", "no_such.json"], home)
+    assert result.returncode == 2 and "'no_such.json' not found; tried:" in result.stderr
+
+
+def test_stream_receivers_flags_are_accepted(caplog):
+    from pystream.cli import apply_receiver_flags
+    parser = build_viewer_parser()
+    args = parser.parse_args(["--start-webshow", "--gc-interval", "100", "--zmq", "tcp://127.0.0.1:1"])
+    with caplog.at_level("INFO", logger="pystream"):
+        apply_receiver_flags(parser, args)
+    assert "--gc-interval is not needed" in caplog.text
+    web = [a for a in parser._actions if "--web" in a.option_strings]
+    if web:  # the web view exists: --start-webshow turned it on
+        assert getattr(args, web[0].dest)
+    else:
+        assert "--start-webshow: the web view is not available" in caplog.text

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from typing import List, Optional
+
+from .signals import StopRequest, StopSignals
 
 log = logging.getLogger("pystream")
 
@@ -34,6 +35,8 @@ examples:
   pystream demo --offscreen --exit-after 10 --stats-json stats.json
   pystream --zmq tcp://127.0.0.1:9798 --pol I --freq-range 14.36,87.83
 
+Ctrl-C, SIGTERM and SIGHUP stop every command cleanly (recordings closed, final
+stats written, exit status 0); a second one stops at once.
 settings persist in ~/.pystream/viewer_config.json (last PV; --pv wins).
 """
 
@@ -156,6 +159,14 @@ def add_viewer_options(parser: argparse.ArgumentParser,
                    help="write a spectrum + waterfall PNG every S seconds (0 = never, default)")
     g.add_argument("--plot-dir", default="spectrum_plots", metavar="DIR",
                    help="where the periodic PNGs go (default: ./spectrum_plots)")
+    g = parser.add_argument_group("snapshots (with or without a window)")
+    g.add_argument("--snapshot-interval", type=_nonneg_float, default=0.0, metavar="S",
+                   help="write the image as displayed (levels, colormap, orientation, processed) "
+                        "as a timestamped PNG every S seconds (0 = never, default)")
+    g.add_argument("--snapshot-dir", default="snapshots", metavar="DIR",
+                   help="where the snapshots go (default: ./snapshots)")
+    g.add_argument("--snapshot-raw", action="store_true",
+                   help="with each snapshot, also the frame as received, as TIFF")
     g = parser.add_argument_group("display")
     g.add_argument("--max-fps", type=_nonneg_float, default=0.0, metavar="FPS",
                    help="cap on frames painted per second; 0 = as fast as the screen takes them "
@@ -195,6 +206,43 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     g.add_argument("--log-file", metavar="PATH", help="also write the log to PATH")
+    g = parser.add_argument_group("StreamReceiver's flags (scripts written for it run unchanged)")
+    g.add_argument("--start-webshow", action="store_true",
+                   help="the live web view (an alias of --web, where this version has it)")
+    g.add_argument("--gc-interval", type=_positive_int, metavar="N",
+                   help="accepted and not needed: pystream makes no per-frame garbage to collect")
+
+
+def apply_receiver_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """StreamReceiver's --start-webshow and --gc-interval, said what they do here."""
+    if args.gc_interval is not None:
+        log.info("--gc-interval is not needed: pystream makes no per-frame garbage to collect")
+    if args.start_webshow:
+        web = next((a for a in parser._actions if "--web" in a.option_strings), None)
+        if web is None:
+            log.warning("--start-webshow: the web view is not available in this version of "
+                        "pystream; showing the window only")
+        elif not getattr(args, web.dest, None):  # --start-webshow means --web with its default
+            setattr(args, web.dest, web.const if web.const is not None else True)
+
+
+def check_proc_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A --proc-config that names no file is a usage error (exit 2); the default may be absent."""
+    if args.proc_config is None or args.no_plugins:
+        return
+    from .pipeline.config import ConfigError, resolve_config_path
+    try:
+        resolve_config_path(args.proc_config)
+    except ConfigError as exc:
+        parser.error(f"--proc-config: {exc}")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+    try:
+        return dist_version("pystream")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return getattr(sys.modules.get("pystream"), "__version__", "unknown")
 
 
 def build_viewer_parser() -> argparse.ArgumentParser:
@@ -203,6 +251,7 @@ def build_viewer_parser() -> argparse.ArgumentParser:
         description="Live viewer for EPICS PVAccess NTNDArray image streams and ZMQ spectrum "
                     "streams.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pystream {version()}")
     add_viewer_options(parser)
     return parser
 
@@ -272,7 +321,9 @@ def build_record_parser() -> argparse.ArgumentParser:
         prog="pystream record",
         description="Record every received frame, losslessly, with no window: TIFF sequence "
                     "(prefix_000001.tiff ...), one BigTIFF stack, or HDF5. Shows progress and "
-                    "a summary (frames, drops, MB/s). Ctrl-C stops and closes the files.")
+                    "a summary (frames, drops, MB/s). Ctrl-C, SIGTERM or SIGHUP stops, writes what "
+                    "is queued, closes the files and exits with status 0; a second one drops "
+                    "what is queued (the files are still closed).")
     g = parser.add_argument_group("source (one of)")
     g.add_argument("--pv", metavar="NAME", help="NTNDArray PV")
     add_pva_queue_option(g)
@@ -289,6 +340,9 @@ def build_record_parser() -> argparse.ArgumentParser:
                    help="memory between receiving and writing (default: 1GiB); beyond it frames "
                         "are dropped and counted")
     g.add_argument("--compression", default=None, help="TIFF/HDF5 compression, e.g. zlib (default: none)")
+    g.add_argument("--connect-timeout", type=_nonneg_float, default=30.0, metavar="S",
+                   help="give up (exit status 1) when the source has not connected after S "
+                        "seconds; 0 = wait forever (default: 30)")
     g.add_argument("--no-progress", action="store_true", help="no progress line")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
@@ -345,6 +399,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     window = build_window(args, colormap=args.colormap or settings.get("colormap", "gray"),
                           on_connect=remember)
     window.platform_note = platform_note
+    window.add_stats_provider(lambda: {"qt_platform": app.platformName()})
     record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
     stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
@@ -373,9 +428,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
         stats_writer = StatsFileWriter(args.stats_json, window.stats)
         stats_writer.start()
 
-    # Ctrl-C / SIGTERM quit cleanly; the timer lets Python run signal handlers
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: app.quit())
+    # Ctrl-C / SIGTERM / SIGHUP quit cleanly; the timer lets Python run signal handlers
+    StopSignals(lambda _name: app.quit()).install()
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
@@ -391,6 +445,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     if stop_spectra is not None:
         stop_spectra()  # like the image source: the final numbers say "stopped"
     record_panel.shutdown()  # write what is queued, close the files
+    if window.snapshots is not None:
+        window.snapshots.stop()
     if stats_writer is not None:
         stats_writer.stop()  # final numbers, before the windows are torn down
     settings["colormap"] = window.colormap_combo.currentText()
@@ -445,8 +501,11 @@ def run_sim(args: argparse.Namespace) -> int:
         return 0
     if args.kind == "zmq":
         from .publish.zmq_spectra import run_sim as run_zmq_sim
+        stop = StopRequest()
+        StopSignals(stop.request).install()
         try:
-            count = run_zmq_sim(port=args.port, rate=args.rate, addr=args.addr, count=args.count)
+            count = run_zmq_sim(port=args.port, rate=args.rate, addr=args.addr, count=args.count,
+                                stop_event=stop)
         except Exception as exc:  # e.g. address already in use
             log.error("cannot publish on tcp://%s:%s: %s", args.addr, args.port, exc)
             return 2
@@ -468,15 +527,28 @@ def run_record(args: argparse.Namespace) -> int:
     else:
         from .sources.zmq_spectra import ZmqSpectrumSource
         source = ZmqSpectrumSource(endpoint)
+    out_existed = os.path.exists(args.out)
+    stop = StopRequest()
+
+    def stop_at_once(_name: str) -> None:
+        raise KeyboardInterrupt  # run_recording's path: drop what is queued, close the files
+
     try:
-        summary = run_recording(source, args.out, fmt=args.format, frames=args.frames,
-                                seconds=args.seconds, prefix=args.prefix,
-                                buffer_bytes=args.record_buffer, compression=args.compression,
-                                progress=not args.no_progress)
+        with StopSignals(stop.request, on_force=stop_at_once):
+            summary = run_recording(source, args.out, fmt=args.format, frames=args.frames,
+                                    seconds=args.seconds, prefix=args.prefix,
+                                    buffer_bytes=args.record_buffer, compression=args.compression,
+                                    progress=not args.no_progress, stop_event=stop,
+                                    connect_timeout=args.connect_timeout or None)
     except RecordError as exc:
         log.error("cannot record: %s", exc)
         return 1
+    if not out_existed and os.path.isdir(args.out) and not os.listdir(args.out):
+        os.rmdir(args.out)  # no frame written (the writers remove their empty files)
     if not summary.ok:
+        return 1
+    if summary.never_connected:
+        log.error("%s never connected: %s", source.describe(), NEVER_CONNECTED_HINT)
         return 1
     if summary.received == 0 and summary.stop_reason != "could not start":
         # a script must not take an empty recording for a good one
@@ -489,8 +561,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     if command == "demo":
-        args = build_demo_parser().parse_args(argv[1:])
+        parser = build_demo_parser()
+        args = parser.parse_args(argv[1:])
+        check_proc_config(parser, args)
         setup_logging(args.log_level, args.log_file)
+        apply_receiver_flags(parser, args)
         return run_demo(args)
     if command == "sim":
         args = build_sim_parser().parse_args(argv[1:])
@@ -500,8 +575,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_record_parser().parse_args(argv[1:])
         setup_logging(args.log_level)
         return run_record(args)
-    args = build_viewer_parser().parse_args(argv)
+    parser = build_viewer_parser()
+    args = parser.parse_args(argv)
+    check_proc_config(parser, args)
     setup_logging(args.log_level, args.log_file)
+    apply_receiver_flags(parser, args)
     return run_viewer(args)
 
 

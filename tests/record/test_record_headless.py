@@ -3,6 +3,7 @@ import _thread
 import io
 import json
 import os
+import re
 import threading
 import time
 
@@ -133,3 +134,6 @@ def test_disk_error_ends_the_run(small_tmpfs):
     assert not summary.ok and "disk full" in summary.error and summary.stop_reason == "disk error"
     assert summary.frames == len(os.listdir(small_tmpfs)) > 0
     assert "ERROR: disk full" in err.getvalue()
+    # the margin it keeps is said, or "1.0 MB free" next to a 0.1 MB frame reads as a bug
+    assert re.search(r"disk full: \d+\.\d MB free in .+, 1 MB is kept free, "
+                     r"a frame needs \d+\.\d MB", summary.error), summary.error

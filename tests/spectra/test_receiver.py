@@ -37,7 +37,8 @@ def test_seed_constructor_arguments_are_accepted():
     assert receiver.endpoint == "tcp://127.0.0.1:9798"
     assert receiver.get_buffer_status()["buffer_shape"] == (1200, 768)
     assert receiver.get_latest_data(5).shape == (0, 768)
-    assert receiver.get_current_delay() == 0.0
+    assert receiver.get_current_delay() is None  # no spectrum yet: no delay to tell
+    assert receiver.get_buffer_status()["current_delay"] is None
     receiver.stop()  # never started: harmless
 
 
@@ -158,3 +159,30 @@ def test_stop_twice_and_restart(publisher, make_receiver):
     wait_until(lambda: receiver.state == "connected", message="reconnected")
     prime(publisher, lambda: receiver.ring.total)
     assert receiver.ring.total > total
+
+
+def test_latest_data_with_a_timeout_waits_for_the_rows(publisher):
+    import threading
+    host, port = publisher.endpoint[len("tcp://"):].rsplit(":", 1)
+    receiver = SpectrumReceiver(stream_addr=host, stream_port=int(port), plot_interval=0)
+    stop = threading.Event()
+
+    def publish():  # until the test ends: PUB/SUB drops what is sent before it joins
+        seed = 0
+        while not stop.wait(0.02):
+            publisher.publish(spectrum(seed=seed % 7))
+            seed += 1
+
+    thread = threading.Thread(target=publish, daemon=True)
+    try:
+        receiver.start()
+        assert receiver.get_latest_data(5).shape == (0, 768)  # right after start(): nothing yet
+        assert receiver.get_current_delay() is None
+        thread.start()
+        rows = receiver.get_latest_data(n_frames=5, timeout=60)
+        assert rows.shape == (5, 768)
+        assert receiver.get_current_delay() is not None
+    finally:
+        stop.set()
+        receiver.stop()
+        thread.join(10)

@@ -37,6 +37,8 @@ def build_window(args: Namespace, *, colormap: str = "gray", on_connect=None):
     attach_image_tools(window, args)
     attach_pipeline(window, args)
     attach_recorder(window, args)
+    if args.snapshot_interval:
+        attach_snapshots(window, args)
     return window
 
 
@@ -75,6 +77,22 @@ def attach_recorder(window, args: Namespace):
     window.add_dock(panel, "Recording")
     window.record_panel = panel
     return panel
+
+
+def attach_snapshots(window, args: Namespace):
+    """--snapshot-interval: shown frames, as shown, to a SnapshotWriter (its own thread)."""
+    from ..snapshots import SnapshotWriter
+
+    writer = SnapshotWriter(args.snapshot_dir, args.snapshot_interval, raw=args.snapshot_raw)
+
+    def shown(display) -> None:
+        if writer.due():
+            writer.offer(display, *window.image_tools.displayed_look(display))
+
+    window.frameShown.connect(shown)
+    window.add_stats_provider(writer.stats)
+    window.snapshots = writer.start()
+    return window.snapshots
 
 
 def attach_spectra(window, args: Namespace, endpoint: str):

@@ -829,11 +829,15 @@ class ImageTools(QtCore.QObject):
             raise ValueError("no frame to save yet")
         path = Path(path)
         if path.suffix.lower() == ".png":
-            levels = self.view.levels()
-            levels = display.levels if levels is None else (float(levels[0]), float(levels[1]))
-            lut = self.view.histogram.item.gradient.getLookupTable(256, alpha=False)
-            return save_displayed_png(path, display.raw, levels, lut, self.orientation)
+            return save_displayed_png(path, display.raw, *self.displayed_look(display))
         return save_raw_frame(path, display.meta.get("raw_frame", display.raw))
+
+    def displayed_look(self, display):
+        """``(levels, lut, orientation)``: how ``display`` is shown now (GUI thread)."""
+        levels = self.view.levels()
+        levels = display.levels if levels is None else (float(levels[0]), float(levels[1]))
+        lut = self.view.histogram.item.gradient.getLookupTable(256, alpha=False)
+        return levels, lut, self.orientation
 
     def _save_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(

@@ -82,6 +82,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline = None  # pipeline.Pipeline, run by the session's worker
         self.record_panel = None  # gui.record_panel.RecordPanel
         self.spectra = None  # spectra.SpectrumReceiver of a --zmq stream
+        self.snapshots = None  # snapshots.SnapshotWriter of --snapshot-interval
 
         self.bridge = DisplayBridge()
         self.bridge.frameReady.connect(self._show_frame, QtCore.Qt.QueuedConnection)

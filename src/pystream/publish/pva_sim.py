@@ -185,18 +185,9 @@ def run_pva_sim(pv_name: str, *, size: Tuple[int, int] = (512, 512), rate: float
 
 
 def _stop_on_signals(stop_event: threading.Event):
-    """Ctrl-C / SIGTERM set ``stop_event``. A flooding publisher spends its
-    time inside pvapy's C++ calls, where KeyboardInterrupt would wait for the
-    next Python bytecode that may come late; an event is checked every frame."""
-    import signal
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop_event.set())
-
-    def restore():
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return restore
+    """Ctrl-C / SIGTERM / SIGHUP set ``stop_event``. A flooding publisher spends
+    its time inside pvapy's C++ calls, where KeyboardInterrupt would wait for
+    the next Python bytecode that may come late; an event is checked every frame."""
+    from ..signals import StopSignals
+    return StopSignals(lambda _name: stop_event.set()).install().restore
 

@@ -68,6 +68,7 @@ class RecordSummary:
     state: str = "idle"
     error: str = ""
     interrupted: bool = False
+    never_connected: bool = False  # the source did not connect within the connect timeout
     stop_reason: str = ""
     rejected_by_reason: Dict[str, int] = field(default_factory=dict)
 
@@ -150,16 +151,20 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
                   compression: Optional[str] = None, progress: bool = True,
                   process: Optional[ProcessFn] = None, counters: Optional[Counters] = None,
                   stream: Optional[TextIO] = None, stop_event: Optional[threading.Event] = None,
+                  connect_timeout: Optional[float] = None,
                   poll_interval: float = 0.05, session: Optional[Session] = None) -> RecordSummary:
     """Record ``source`` into ``out_dir`` until ``frames`` / ``seconds`` / end / Ctrl-C.
 
     Ctrl-C (KeyboardInterrupt) stops the source, writes what is queued and
-    closes the files; a second Ctrl-C while draining drops the rest. The
-    summary goes to ``stream`` (stderr by default) and is returned; the
-    caller picks the exit status from ``summary.ok``. ``stop_event`` lets
-    another thread (or ``--exit-after``) end the recording the same way.
-    ``session``: record within an existing session (its other consumers, e.g.
-    a web view, go on seeing the stream); by default a display-less one.
+    closes the files; a second Ctrl-C while stopping drops the rest (the files
+    are still closed). The summary goes to ``stream`` (stderr by default) and
+    is returned; the caller picks the exit status from ``summary.ok``.
+    ``stop_event`` lets a signal handler or another thread end the recording
+    the same way (its ``reason``, when it has one, is the stop reason). A
+    source still not connected after ``connect_timeout`` seconds ends it with
+    ``summary.never_connected``. ``session``: record within an existing
+    session (its other consumers, e.g. a web view, go on seeing the stream);
+    by default a display-less one.
     """
     stream = sys.stderr if stream is None else stream
     own_session = session is None
@@ -178,10 +183,12 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
         stream.write(f"cannot record: {exc}\n")
         return summary
 
-    source_state = {"state": "", "message": ""}
+    source_state = {"state": "", "message": "", "connected": False}
 
     def on_state(state: str, message: str) -> None:
         source_state["state"], source_state["message"] = state, message
+        if state == "connected":
+            source_state["connected"] = True
 
     session.add_state_listener(on_state)
     session.add_tap(recorder.tap)
@@ -206,7 +213,13 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
                     stop_reason = f"source {source_state['state']}"
                     break
                 if stop_event is not None and stop_event.is_set():
-                    stop_reason = "stop requested"
+                    stop_reason = getattr(stop_event, "reason", "") or "stop requested"
+                    summary.interrupted = bool(getattr(stop_event, "reason", ""))  # a signal
+                    break
+                if (connect_timeout is not None and elapsed >= connect_timeout
+                        and not source_state["connected"] and counters.get("received") == 0):
+                    stop_reason = f"never connected ({connect_timeout:g} s)"
+                    summary.never_connected = True
                     break
                 if line is not None:
                     line.update(progress_text(recorder, frames, seconds, elapsed,
@@ -215,16 +228,19 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
         except KeyboardInterrupt:
             stop_reason = "interrupted (Ctrl-C)"
             summary.interrupted = True
-        if line is not None:  # end the line before stopping logs anything
-            line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0), force=True)
-            line.end()
-        _stop_source(session)
-        session.remove_tap(recorder.tap)
         try:
+            if line is not None:  # end the line before stopping logs anything
+                line.update(progress_text(recorder, frames, seconds, time.monotonic() - t0),
+                            force=True)
+                line.end()
+            _stop_source(session)
+            session.remove_tap(recorder.tap)
             recorder.stop(drain=True)
         except KeyboardInterrupt:
-            stop_reason += "; second Ctrl-C: queued frames dropped"
+            stop_reason += "; stopped at once: queued frames dropped"
             summary.interrupted = True
+            _stop_source(session)
+            session.remove_tap(recorder.tap)
             recorder.stop(drain=False)
     finally:
         # whatever happened above, the files end closed and the source stopped

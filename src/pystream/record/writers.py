@@ -155,6 +155,7 @@ def check_free_space(directory: str, nbytes: int) -> None:
     if free < nbytes + FREE_SPACE_MARGIN:
         raise RecordIOError(
             f"disk full: {free / 1e6:.1f} MB free in {directory}, "
+            f"{FREE_SPACE_MARGIN / 1e6:.0f} MB is kept free, "
             f"a frame needs {nbytes / 1e6:.1f} MB", errno.ENOSPC)
 
 

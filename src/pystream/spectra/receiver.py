@@ -245,16 +245,28 @@ class SpectrumReceiver:
         return False
 
     # -- seed API ------------------------------------------------------------------
-    def get_latest_data(self, n_frames: Optional[int] = 1) -> np.ndarray:
+    def get_latest_data(self, n_frames: Optional[int] = 1,
+                        timeout: Optional[float] = None) -> np.ndarray:
         """Newest ``n_frames`` processed spectra ``(n, width)``, oldest first.
 
-        Only rows actually received are returned (fewer than ``n_frames`` early on).
+        Only rows actually received are returned (fewer than ``n_frames`` early
+        on, none right after ``start()``). ``timeout``: first wait up to that
+        many seconds for ``n_frames`` rows to be there.
         """
-        return self.ring.latest(self.ring.shape[0] if n_frames is None else n_frames)
+        n = self.ring.shape[0] if n_frames is None else n_frames
+        if timeout is not None:
+            wanted = min(n, self.ring.shape[0])
+            deadline = time.monotonic() + timeout
+            while self.ring.count < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.ring.wait_for(self.ring.total, remaining):
+                    break
+        return self.ring.latest(n)
 
-    def get_current_delay(self) -> float:
-        """Seconds between the newest message's header ``timestamp`` and its arrival."""
-        return 0.0 if self._delay is None else float(self._delay)
+    def get_current_delay(self) -> Optional[float]:
+        """Seconds between the newest message's header ``timestamp`` and its
+        arrival; None before the first spectrum (0.0 would claim a perfect link)."""
+        return None if self._delay is None else float(self._delay)
 
     def get_buffer_status(self) -> Dict[str, Any]:
         latest, _ = self.ring.last_row()

@@ -1,0 +1,87 @@
+"""The real window on a real X server (Xvfb), not only offscreen; the X libraries Qt's xcb needs."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pystream.gui.app import XCB_LIBRARIES, missing_xcb_packages
+
+from ..test_cli import user_env
+
+
+@pytest.fixture
+def x_display():
+    """An Xvfb server on a display number it picks itself (-displayfd: no race with others)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb; .ci/run installs it)")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
+                               "-nolisten", "tcp"], pass_fds=(write_fd,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()  # written once the server accepts connections
+        assert number, f"Xvfb did not start: {server.stderr.read().decode(errors='replace')}"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_the_viewer_opens_a_real_window_under_xvfb(home, pv_name, x_display):
+    stats = home / "stats.json"
+    env = user_env(home)
+    env.pop("QT_QPA_PLATFORM")  # Qt picks its platform from DISPLAY, as on a desktop
+    env["DISPLAY"] = x_display
+    proc = subprocess.Popen([sys.executable, "-m", "pystream.cli", "demo", "--size", "256x256",
+                             "--pv", pv_name, "--stats-json", str(stats), "--exit-after", "120"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    data = {}
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                data = json.loads(stats.read_text())
+                if data["displayed"] > 3:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass  # not written yet
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    data = json.loads(stats.read_text())
+    assert data["qt_platform"] == "xcb"
+    assert data["displayed"] > 3
+    assert "running offscreen" not in err and "Could not load the Qt platform plugin" not in err
+
+
+def test_missing_x_libraries_are_named_by_their_debian_package():
+    # what CI and a desktop with the packages installed have: nothing missing
+    assert missing_xcb_packages() == [], "install: apt-get install " + " ".join(XCB_LIBRARIES.values())
+    absent = {"libxcb-pystream-test-nosuch.so.9": "libxcb-pystream-nosuch9"}
+    assert missing_xcb_packages({**XCB_LIBRARIES, **absent}) == ["libxcb-pystream-nosuch9"]
+
+
+def test_without_the_x_libraries_the_viewer_says_what_to_install(home, monkeypatch):
+    from pystream.gui import app
+    monkeypatch.setattr(app, "XCB_LIBRARIES", {**app.XCB_LIBRARIES,
+                                               "libxcb-pystream-test-nosuch.so.9": "libxcb-nosuch9"})
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    problem = app.xcb_problem()
+    assert "(libxcb-nosuch9)" in problem
+    assert "sudo apt-get install libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0" in problem
+    assert "--offscreen" in problem
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert app.xcb_problem() == ""  # offscreen needs none of them
