@@ -4,7 +4,7 @@ import pytest
 
 from pystream.display import DisplayWorker, PixelwiseDeferred, to_display
 from pystream.flow import Counters, LatestFrameSlot
-from pystream.imagetools import ImageCorrections
+from pystream.imaging import ImageCorrections
 from pystream.pipeline.processors import DarkSubtract, FlatField
 
 RNG = np.random.default_rng(3)

@@ -7,7 +7,7 @@ import tifffile
 from PIL import Image
 
 from pystream.display import DisplayFrame
-from pystream.imagetools import Orientation, render_displayed
+from pystream.imaging import Orientation, render_displayed
 from pystream.snapshots import SnapshotWriter
 
 from .test_cli import run_until

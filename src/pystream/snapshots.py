@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .imagetools import Orientation, save_displayed_png, save_raw_frame
+from .imaging import Orientation, save_displayed_png, save_raw_frame
 
 log = logging.getLogger(__name__)
 

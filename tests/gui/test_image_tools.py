@@ -9,10 +9,10 @@ from pyqtgraph.Qt import QtCore
 
 from pystream.display import compute_levels
 from pystream.gui.image_tools import ImageTools
-from pystream.imagetools import Orientation
+from pystream.imaging import Orientation
 from pystream.sources.pva import PvaSource
 
-from ..test_imagetools import numpy_oriented
+from ..test_imaging import numpy_oriented
 
 pytestmark = [pytest.mark.gui, pytest.mark.pva]
 

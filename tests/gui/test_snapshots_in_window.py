@@ -6,7 +6,7 @@ from PIL import Image
 from pystream.cli import build_viewer_parser
 from pystream.gui.assemble import build_window
 from pystream.gui.app import make_app
-from pystream.imagetools import Orientation
+from pystream.imaging import Orientation
 from pystream.sources.pva import PvaSource
 
 pytestmark = [pytest.mark.gui, pytest.mark.pva]

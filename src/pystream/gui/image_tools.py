@@ -3,7 +3,7 @@
 Attaches itself to an existing ``MainWindow``: a second toolbar, a side-panel
 dock, a correction step at the head of ``window.processors`` and measurement
 steps in ``window.analyses``. Everything is in detector pixel coordinates
-(the arithmetic is in ``pystream.imagetools``); every per-frame computation
+(the arithmetic is in ``pystream.imaging``); every per-frame computation
 runs in the display worker, and the GUI thread only reads the results (the
 panel refreshes a few times a second, not per frame).
 
@@ -23,7 +23,7 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from ..display import DisplayFrame
-from ..imagetools import (EveryNth, ImageCorrections, Orientation, Rect, image_info, line_profile,
+from ..imaging import (EveryNth, ImageCorrections, Orientation, Rect, image_info, line_profile,
                           load_reference, probe, roi_stats, save_displayed_png, save_raw_frame)
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pystream.imagetools import (EveryNth, FrameAverager, ImageCorrections, Orientation, image_info,
+from pystream.imaging import (EveryNth, FrameAverager, ImageCorrections, Orientation, image_info,
                                  line_profile, load_reference, pixel_box, pixel_value, render_displayed,
                                  roi_stats, save_displayed_png, save_raw_frame)
 from pystream.pipeline import flat_field_correct
