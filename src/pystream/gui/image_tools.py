@@ -14,29 +14,18 @@ never copied to be flipped and detector coordinates stay exact.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from ..display import DisplayFrame
-from ..imaging import (EveryNth, ImageCorrections, Orientation, Rect, image_info, line_profile,
-                          load_reference, probe, roi_stats, save_displayed_png, save_raw_frame)
+from ..imaging import Orientation, Rect, load_reference, probe, save_displayed_png, save_raw_frame
+from ..imaging.tools import ANALYSES, ImageToolsModel, Measured
 
 log = logging.getLogger(__name__)
-
-ANALYSES = ("crosshair", "image_info", "roi_stats", "line_profile")
-
-
-class Measured(NamedTuple):
-    """An analysis result and the frame (uid) it was computed on."""
-
-    uid: int
-    value: Any
-
 
 def format_value(value: Any) -> str:
     if value is None:
@@ -46,24 +35,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-class _RateLimit:
-    """Due at most ``rate`` times a second, and at once after ``touch()`` (geometry changed)."""
-
-    def __init__(self, rate: float):
-        self.period = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-
-    def touch(self) -> None:
-        self._next = 0.0
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self.period
-        return True
 
 
 class _LineROI(pg.LineSegmentROI):
@@ -124,25 +95,21 @@ class ImageTools(QtCore.QObject):
         super().__init__(window)
         self.window = window
         self.view = window.image_view
-        self.orientation = Orientation()
         self.det_shape: Optional[Tuple[int, int]] = None
         self.latest: Optional[DisplayFrame] = None
         self.results: Dict[str, Measured] = {}
-        # geometry read by the worker: whole tuples, replaced atomically
-        self.crosshair_pixel: Optional[Tuple[int, int]] = None
-        self.roi_rect: Optional[Rect] = None  # detector coordinates
-        self.line_points: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
-        self._stats_limit = {"image_info": _RateLimit(stats_rate), "roi_stats": _RateLimit(stats_rate),
-                             # the plot is redrawn once per panel refresh: no more profiles than that
-                             "line_profile": _RateLimit(1000.0 / refresh_ms)}
-        self._auto_schedule = EveryNth(auto_every)
-        self._auto_on = window.auto_levels_box.isChecked()
+        # the state and the measurements, Qt-free (the worker measures); the
+        # line profile is redrawn once per panel refresh: no more profiles than that
+        self.model = ImageToolsModel(auto_every=auto_every, stats_rate=stats_rate,
+                                     profile_rate=1000.0 / refresh_ms,
+                                     on_captured=lambda kind, _: self._captured.emit(kind),
+                                     on_problem=self._problem.emit)
+        self.model.auto_levels = window.auto_levels_box.isChecked()
+        self.corrections = self.model.corrections
         self._placing = False  # programmatic moves of ROI/line must not feed back
         self._worker_problem = ""
         self._session = None
 
-        self.corrections = ImageCorrections(on_captured=lambda kind, _: self._captured.emit(kind),
-                                            on_problem=self._problem.emit)
         self._captured.connect(self._on_captured, QtCore.Qt.QueuedConnection)
         self._problem.connect(self._on_problem, QtCore.Qt.QueuedConnection)
 
@@ -151,8 +118,7 @@ class ImageTools(QtCore.QObject):
         self._build_panel()
 
         # corrections come before any pipeline step; analyses see the corrected frame
-        window.processors.insert(0, self.corrections)
-        window.analyses["image_info"] = self._analyse_info
+        self.model.attach(window.session, measurements=("image_info",))
         window.add_stats_provider(self._stats)
         window.frameShown.connect(self._on_frame)
         window.sessionChanged.connect(self._on_session)
@@ -339,49 +305,23 @@ class ImageTools(QtCore.QObject):
         """Remove every hook from the window (toolbar, dock, steps)."""
         w = self.window
         self._timer.stop()
-        if self.corrections in w.processors:
-            w.processors.remove(self.corrections)
-        for name in ANALYSES:
-            w.analyses.pop(name, None)
-        if self._session is not None and self._session.worker is not None:
-            self._session.worker.auto_levels_schedule = None
-            self._session.worker.auto_levels = w.auto_levels_box.isChecked()
+        self.model.detach()
+        w.session.display.auto_levels = w.auto_levels_box.isChecked()
         w.frameShown.disconnect(self._on_frame)
         w.sessionChanged.disconnect(self._on_session)
         self.view.graphics.viewport().removeEventFilter(self._clicks)
         w.removeToolBar(self.toolbar)
         w.removeDockWidget(self.dock)
 
-    # ================================================================ worker-side analyses
-    def _analyse_crosshair(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
-        pixel = self.crosshair_pixel
-        if pixel is None:
-            return None
-        raw = meta.get("raw_frame", arr)
-        corrected = probe(arr, pixel) if raw is not arr else None
-        return Measured(meta.get("uid", -1), (probe(raw, pixel), corrected))
-
-    def _analyse_info(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
-        if not self._stats_limit["image_info"].due():
-            return None
-        return Measured(meta.get("uid", -1), image_info(meta.get("raw_frame", arr)))
-
-    def _analyse_roi(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
-        rect = self.roi_rect
-        if rect is None or not self._stats_limit["roi_stats"].due():
-            return None
-        return Measured(meta.get("uid", -1), roi_stats(arr, rect))
-
-    def _analyse_line(self, arr: np.ndarray, meta: dict) -> Optional[Measured]:
-        points = self.line_points
-        if points is None or not self._stats_limit["line_profile"].due():
-            return None
-        return Measured(meta.get("uid", -1), line_profile(arr, *points))
-
-    def _auto_levels_due(self) -> bool:
-        # the worker asks once per frame whether its levels are applied (Auto
-        # levels every N frames, or once)
-        return self._auto_schedule() if self._auto_on else self._auto_schedule.take_armed()
+    # the geometry lives in the model (the worker reads it there)
+    orientation = property(lambda self: self.model.orientation,
+                           lambda self, value: setattr(self.model, "orientation", value))
+    crosshair_pixel = property(lambda self: self.model.crosshair_pixel,
+                               lambda self, value: setattr(self.model, "crosshair_pixel", value))
+    roi_rect = property(lambda self: self.model.roi_rect,
+                        lambda self, value: setattr(self.model, "roi_rect", value))
+    line_points = property(lambda self: self.model.line_points,
+                           lambda self, value: setattr(self.model, "line_points", value))
 
     # ================================================================ GUI: frames
     def _on_session(self, session) -> None:
@@ -396,7 +336,7 @@ class ImageTools(QtCore.QObject):
         if session is not None and session.worker is not None:
             session.worker.level_percentiles = self.percentiles()
             session.worker.display_bin = self.window.display_bin
-            session.worker.auto_levels_schedule = self._auto_levels_due
+            session.worker.auto_levels_schedule = self.model.auto_levels_due
 
     def _on_frame(self, display: DisplayFrame) -> None:
         # the worker analysed the previous frame while it was painted, and
@@ -470,9 +410,9 @@ class ImageTools(QtCore.QObject):
             self.crosshair_action.setChecked(on)  # re-enters through toggled
             return
         if on:
-            self.window.analyses["crosshair"] = self._analyse_crosshair
+            self.model.enable("crosshair")
         else:
-            self.window.analyses.pop("crosshair", None)
+            self.model.disable("crosshair")
         self._place_crosshair()
 
     def set_crosshair_pixel(self, x: int, y: int) -> None:
@@ -577,15 +517,15 @@ class ImageTools(QtCore.QObject):
             if self.roi_rect is None and self.det_shape is not None:
                 h, w = self.det_shape
                 self.roi_rect = (w // 4, h // 4, max(1, w // 2), max(1, h // 2))
-            self.window.analyses["roi_stats"] = self._analyse_roi
+            self.model.enable("roi_stats")
         else:
-            self.window.analyses.pop("roi_stats", None)
+            self.model.disable("roi_stats")
         self._place_roi()
 
     def set_roi_rect(self, rect: Rect) -> None:
         """ROI in detector coordinates ``(x, y, width, height)``."""
         self.roi_rect = tuple(float(v) for v in rect)
-        self._stats_limit["roi_stats"].touch()
+        self.model.limits["roi_stats"].touch()
         self._place_roi()
 
     def _place_roi(self) -> None:
@@ -606,7 +546,7 @@ class ImageTools(QtCore.QObject):
         pos, size = self.roi.pos(), self.roi.size()
         view_rect = (pos.x(), pos.y(), size.x(), size.y())
         self.roi_rect = self.orientation.rect_to_det(view_rect, self.det_shape)
-        self._stats_limit["roi_stats"].touch()
+        self.model.limits["roi_stats"].touch()
 
     def set_line_enabled(self, on: bool) -> None:
         if self.line_action.isChecked() != on:
@@ -616,15 +556,15 @@ class ImageTools(QtCore.QObject):
             if self.line_points is None and self.det_shape is not None:
                 h, w = self.det_shape
                 self.line_points = ((w * 0.1, h * 0.5), (w * 0.9, h * 0.5))
-            self.window.analyses["line_profile"] = self._analyse_line
+            self.model.enable("line_profile")
         else:
-            self.window.analyses.pop("line_profile", None)
+            self.model.disable("line_profile")
         self._place_line()
 
     def set_line(self, start: Tuple[float, float], end: Tuple[float, float]) -> None:
         """Line from ``start`` to ``end``, detector coordinates."""
         self.line_points = (tuple(map(float, start)), tuple(map(float, end)))
-        self._stats_limit["line_profile"].touch()
+        self.model.limits["line_profile"].touch()
         self._place_line()
 
     def _place_line(self) -> None:
@@ -648,7 +588,7 @@ class ImageTools(QtCore.QObject):
             p = self.line.mapToParent(handle.pos())
             points.append(self.orientation.view_to_det(p.x(), p.y(), self.det_shape))
         self.line_points = (points[0], points[1])
-        self._stats_limit["line_profile"].touch()
+        self.model.limits["line_profile"].touch()
 
     # ================================================================ contrast and binning
     def percentiles(self) -> Optional[Tuple[float, float]]:
@@ -664,20 +604,20 @@ class ImageTools(QtCore.QObject):
                           f"{self.pct_high_spin.value():g}): min/max used")
         if self._session is not None and self._session.worker is not None:
             self._session.worker.level_percentiles = self.percentiles()
-        self._auto_schedule.arm()
+        self.model.auto_schedule.arm()
 
     def _auto_levels_toggled(self, on: bool) -> None:
-        self._auto_on = on
+        self.model.auto_levels = on
 
     def set_auto_every(self, n: int) -> None:
-        self._auto_schedule.n = max(1, int(n))
-        self.auto_every_spin.setValue(self._auto_schedule.n)
+        self.model.auto_schedule.n = max(1, int(n))
+        self.auto_every_spin.setValue(self.model.auto_schedule.n)
 
     def auto_contrast_once(self) -> None:
         """Levels of the shown frame now, and the worker's levels on the next frame."""
         if self.latest is not None:
             self.view.histogram.item.setLevels(*self.latest.levels)
-        self._auto_schedule.arm()
+        self.model.auto_schedule.arm()
 
     def set_levels(self, low: float, high: float) -> None:
         """Manual contrast: stops auto levels."""
