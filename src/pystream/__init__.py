@@ -29,6 +29,7 @@ _EXPORTS = {
     "ZmqSpectrumSource": ".sources.zmq_spectra",
     "Frame": ".frame",
     "FrameRejected": ".frame",
+    "ImageToolsModel": ".imaging.tools",
     "Recorder": ".record",
     "RecordError": ".record",
 }
