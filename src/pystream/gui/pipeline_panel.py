@@ -9,10 +9,23 @@ from __future__ import annotations
 import json
 from typing import Dict, List, Optional
 
-from pyqtgraph.Qt import QtCore, QtWidgets
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from ..pipeline import Pipeline, PluginError
 from . import editor as editor_module
+
+
+class _KeepSpace(QtCore.QObject):
+    """Space toggles the On box of the current row, as in any Qt table, even
+    though the window's Space shortcut (pause) exists."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QtCore.QEvent.ShortcutOverride and event.key() == QtCore.Qt.Key_Space:
+            event.accept()  # the table gets the key press, the shortcut does not fire
+            return True
+        if event.type() == QtCore.QEvent.Resize and isinstance(obj.parent(), QtWidgets.QTableWidget):
+            self.parent().fit_columns()
+        return False
 
 
 class PipelinePanel(QtWidgets.QWidget):
@@ -39,9 +52,17 @@ class PipelinePanel(QtWidgets.QWidget):
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.setTextElideMode(QtCore.Qt.ElideRight)
+        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
-        header.setStretchLastSection(True)
+        # long plugin paths and error texts are elided (whole text in the
+        # tooltip) instead of pushing the table into horizontal scrolling
+        for col in (self.COL_NAME, self.COL_PLUGIN):
+            header.setSectionResizeMode(col, QtWidgets.QHeaderView.Interactive)
+        header.setSectionResizeMode(self.COL_STATUS, QtWidgets.QHeaderView.Stretch)
+        header.setMinimumSectionSize(24)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
 
         self.up_button = QtWidgets.QPushButton("Up", self)
         self.down_button = QtWidgets.QPushButton("Down", self)
@@ -65,10 +86,11 @@ class PipelinePanel(QtWidgets.QWidget):
         self.editor_notice.setWordWrap(True)
         self.editor_notice.setVisible(bool(editor_module.QSCINTILLA_MISSING))
 
-        order = QtWidgets.QHBoxLayout()
-        for button in (self.up_button, self.down_button, self.edit_plugin_button,
-                       self.edit_config_button, self.reload_button, self.save_button):
-            order.addWidget(button)
+        # two short rows of buttons: the panel fits a narrow dock
+        order = QtWidgets.QGridLayout()
+        for i, button in enumerate((self.up_button, self.down_button, self.reload_button,
+                                    self.edit_plugin_button, self.edit_config_button, self.save_button)):
+            order.addWidget(button, i // 3, i % 3)
         kwargs_row = QtWidgets.QHBoxLayout()
         kwargs_row.addWidget(self.kwargs_edit, 1)
         kwargs_row.addWidget(self.apply_kwargs_button, 0, QtCore.Qt.AlignTop)
@@ -85,6 +107,9 @@ class PipelinePanel(QtWidgets.QWidget):
 
         self.run_checkbox.toggled.connect(self._set_running)
         self.table.itemChanged.connect(self._item_changed)
+        self._space_keeper = _KeepSpace(self)
+        self.table.installEventFilter(self._space_keeper)
+        self.table.viewport().installEventFilter(self._space_keeper)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button.clicked.connect(lambda: self._move(+1))
@@ -106,6 +131,7 @@ class PipelinePanel(QtWidgets.QWidget):
         names = [step.name for step in steps]
         selected = self.selected_name()
         self.table.blockSignals(True)
+        rebuilt = False
         try:
             if names != self._row_names:
                 self.table.setRowCount(len(steps))
@@ -113,16 +139,26 @@ class PipelinePanel(QtWidgets.QWidget):
                     on = QtWidgets.QTableWidgetItem()
                     on.setFlags(QtCore.Qt.ItemIsUserCheckable | QtCore.Qt.ItemIsEnabled
                                 | QtCore.Qt.ItemIsSelectable)
+                    # a new item has no check state at all (no box is drawn, clicks do
+                    # nothing) although checkState() reads Unchecked: set one always
+                    on.setCheckState(QtCore.Qt.Checked if step.enabled else QtCore.Qt.Unchecked)
                     self.table.setItem(row, self.COL_ON, on)
                     for col in range(1, len(self.COLUMNS)):
                         item = QtWidgets.QTableWidgetItem()
                         item.setFlags(QtCore.Qt.ItemIsEnabled | QtCore.Qt.ItemIsSelectable)
                         self.table.setItem(row, col, item)
                 self._row_names = names
+                rebuilt = True
                 if selected in names:
                     self.table.selectRow(names.index(selected))
             for row, step in enumerate(steps):
                 self._fill_row(row, step)
+            if rebuilt:
+                # name and plugin: as wide as their text up to a share of the room
+                # (elided beyond, whole text in the tooltip); Status takes the rest
+                for col, cap in ((self.COL_NAME, 110), (self.COL_PLUGIN, 90)):
+                    self.table.resizeColumnToContents(col)
+                    self.table.setColumnWidth(col, min(self.table.columnWidth(col), cap))
         finally:
             self.table.blockSignals(False)
         config = self.pipeline.config
@@ -133,8 +169,16 @@ class PipelinePanel(QtWidgets.QWidget):
 
     def _fill_row(self, row: int, step) -> None:
         state = QtCore.Qt.Checked if step.enabled else QtCore.Qt.Unchecked
-        if self.table.item(row, self.COL_ON).checkState() != state:
-            self.table.item(row, self.COL_ON).setCheckState(state)
+        on = self.table.item(row, self.COL_ON)
+        if on.checkState() != state:
+            on.setCheckState(state)
+        # a step that could not be loaded does not run, ticked or not: say "failed"
+        failed = not step.loaded
+        on_text = "failed" if failed else ""
+        if on.text() != on_text:
+            on.setText(on_text)
+            on.setForeground(QtGui.QBrush(QtGui.QColor("#c0392b")) if failed else QtGui.QBrush())
+            on.setToolTip(f"not loaded, does not run: {step.load_error}" if failed else "")
         plugin = f"{step.module}.{step.class_name}" if step.class_name else f"{step.module}.process"
         if not step.loaded:
             status, tip = f"not loaded: {step.load_error}", step.load_error
@@ -149,7 +193,7 @@ class PipelinePanel(QtWidgets.QWidget):
         cells = {
             self.COL_NAME: step.name,
             self.COL_PLUGIN: plugin,
-            self.COL_MS: "—" if step.ms is None else f"{step.ms:.2f}",
+            self.COL_MS: "—" if step.ms is None or not step.enabled else f"{step.ms:.2f}",
             self.COL_ERRORS: str(step.errors),
             self.COL_STATUS: status,
         }
@@ -157,7 +201,20 @@ class PipelinePanel(QtWidgets.QWidget):
             item = self.table.item(row, col)
             if item.text() != text:
                 item.setText(text)
-        self.table.item(row, self.COL_STATUS).setToolTip(tip)
+        self.table.item(row, self.COL_PLUGIN).setToolTip(plugin)
+        self.table.item(row, self.COL_NAME).setToolTip(f"{step.name} ({plugin})")
+        status_item = self.table.item(row, self.COL_STATUS)
+        status_item.setToolTip(tip or status)  # the whole text: the cell is elided
+        bad = failed or bool(step.load_error) or (step.enabled and bool(step.last_error))
+        status_item.setForeground(QtGui.QBrush(QtGui.QColor("#c0392b")) if bad else QtGui.QBrush())
+
+    NARROW_PX = 420  # below this the Plugin column is hidden (it is in the Step's tooltip)
+
+    def fit_columns(self) -> None:
+        """In a narrow dock the Status column keeps the room, not the plugin path."""
+        narrow = self.table.viewport().width() < self.NARROW_PX
+        if self.table.isColumnHidden(self.COL_PLUGIN) != narrow:
+            self.table.setColumnHidden(self.COL_PLUGIN, narrow)
 
     def selected_name(self) -> Optional[str]:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []

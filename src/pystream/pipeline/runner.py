@@ -185,7 +185,7 @@ class Pipeline:
         except PluginError as exc:
             reason = str(exc)
             if previous is None or previous.load_error != reason:  # log a reason once
-                self._record_load_error(spec.name, reason, exc)
+                self._record_load_error(spec.name, reason, exc, spec.enabled)
             if previous is not None and previous.processor is not None:
                 return replace(previous, spec=spec, load_error=reason)
             return _Step(spec, None, None, reason)
@@ -196,11 +196,14 @@ class Pipeline:
                         spec.class_name, ", ".join(ignored), ", ".join(named) or "no parameter")
         return _Step(spec, processor, loaded, "")
 
-    def _record_load_error(self, name: str, reason: str, exc: BaseException) -> None:
+    def _record_load_error(self, name: str, reason: str, exc: BaseException,
+                           enabled: bool = True) -> None:
         message = f"{name}: {reason}"
         if not self.quiet:
             where = plugin_traceback(exc.__cause__ or exc)
-            log.error("pipeline step %s%s", message, f"\n{where}" if where else "")
+            # a step that is switched off breaks nothing by failing to load: not an ERROR
+            log.log(logging.ERROR if enabled else logging.INFO, "pipeline step %s%s%s", message,
+                    "" if enabled else " (the step is off)", f"\n{where}" if where else "")
         with self._stats_lock:
             self._last_error = message
 
@@ -394,6 +397,11 @@ class Pipeline:
             i = self._index(name, steps)
             steps[i] = replace(steps[i], spec=replace(steps[i].spec, enabled=bool(enabled)))
             self._steps = tuple(steps)
+        if not enabled:  # its timing restarts when it is switched on again: no stale figure
+            with self._stats_lock:
+                stats = self._stats.get(name)
+                if stats is not None:
+                    stats.ms_ema = None
 
     def move(self, name: str, delta: int) -> int:
         """Move a step ``delta`` places (negative: earlier); returns its new index."""
@@ -441,7 +449,7 @@ class Pipeline:
                 kwargs=dict(step.spec.kwargs),
                 file=step.module.file if step.module is not None else None,
                 loaded=step.processor is not None, load_error=step.load_error,
-                ms=s.ms_ema, calls=s.calls, errors=s.errors, last_error=s.last_error))
+                ms=s.ms_ema if step.spec.enabled else None, calls=s.calls, errors=s.errors, last_error=s.last_error))
         return tuple(infos)
 
     @property
@@ -471,7 +479,8 @@ class Pipeline:
             errors = {}
             for step in steps:
                 s = self._stats.get(step.spec.name)
-                ms[step.spec.name] = None if s is None or s.ms_ema is None else round(s.ms_ema, 3)
+                off = s is None or s.ms_ema is None or not step.spec.enabled
+                ms[step.spec.name] = None if off else round(s.ms_ema, 3)
                 errors[step.spec.name] = 0 if s is None else s.errors
             return {
                 "pipeline_ms_by_step": ms,
