@@ -37,7 +37,7 @@ examples:
 
 Ctrl-C, SIGTERM and SIGHUP stop every command cleanly (recordings closed, final
 stats written, exit status 0); a second one stops at once.
-settings persist in ~/.pystream/viewer_config.json (last PV; --pv wins).
+settings persist in ~/.pystream/viewer_config.json (last PV, colormap, window layout; --pv wins).
 """
 
 
@@ -403,6 +403,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
     stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
+    window.restore_layout(settings)  # geometry, docks, image/spectra split of the last run
     window.show()
 
     # recording starts before the stream, so it has every frame from the first;
@@ -449,9 +450,10 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
         window.snapshots.stop()
     if stats_writer is not None:
         stats_writer.stop()  # final numbers, before the windows are torn down
+    # also after Ctrl-C / SIGTERM (they quit the loop); the demo keeps the last PV as it was
     settings["colormap"] = window.colormap_combo.currentText()
-    if demo_pv is None:
-        settings_mod.save_settings(settings)
+    settings.update(window.save_layout())
+    settings_mod.save_settings(settings)
     window.shutdown()
     return code
 

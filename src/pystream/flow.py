@@ -169,6 +169,15 @@ class Counters:
         with self._lock:
             self.last_error = message
 
+    def clear_error(self, message: str) -> bool:
+        """The cause of ``message`` is gone: forget it if it is still the last
+        error (a newer one stays). True when it was cleared."""
+        with self._lock:
+            if message and self.last_error == message:
+                self.last_error = ""
+                return True
+            return False
+
     def notice(self, message: str) -> bool:
         """Record a one-time notice; return True the first time it is seen."""
         with self._lock:

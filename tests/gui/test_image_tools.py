@@ -147,9 +147,10 @@ def test_flat_and_dark_capture_apply_equal_numpy(window, tools, publisher, qtbot
     assert np.isfinite(frame.raw).all() and frame.raw[4, 5] == 0
     np.testing.assert_allclose(frame.raw, expected, rtol=1e-4)
     # float32 shown with its own range (auto levels hold still within 1 % of it)
-    lo, hi = compute_levels(frame.image)
+    lo, hi = compute_levels(frame.image, tools.percentiles())  # the default: percentiles
+    assert tools.percentiles() == (0.1, 99.9)
     assert frame.levels == pytest.approx((lo, hi), abs=0.011 * (hi - lo))
-    assert window.image_view.levels()[1] == pytest.approx(np.asarray(frame.raw).max(), rel=0.011)
+    assert window.image_view.levels()[1] == pytest.approx(hi, rel=0.011)
     # the crosshair shows the received value and the corrected one
     tools.crosshair_action.setChecked(True)
     tools.set_crosshair_pixel(7, 9)
@@ -353,7 +354,8 @@ def test_auto_contrast_every_n_frames_once_percentiles_and_manual(window, tools,
         [True, False, False, True, False, False, True], [False, True, False, False, True, False, False],
         [False, False, True, False, False, True, False])
     last_due = max(k for k, due in zip(range(1, 8), shown) if due)
-    assert tuple(window.image_view.levels()) == (0, 99 * last_due)
+    assert tuple(window.image_view.levels()) == pytest.approx(
+        compute_levels(image * last_due, tools.percentiles()))
 
     tools.set_levels(10.0, 20.0)  # manual: auto levels off, and stays
     assert not window.auto_levels_box.isChecked()

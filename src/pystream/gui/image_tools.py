@@ -24,8 +24,14 @@ from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 from ..display import DisplayFrame
 from ..imaging import Orientation, Rect, load_reference, probe, save_displayed_png, save_raw_frame
 from ..imaging.tools import ANALYSES, ImageToolsModel, Measured
+from .widgets import plot_scrolls_panel, wheel_only_when_focused
 
 log = logging.getLogger(__name__)
+
+# ImageJ's auto-contrast: a few bright (or dead) pixels do not set the range
+DEFAULT_PERCENTILES = (0.1, 99.9)
+PLOT_HEIGHT = 150  # px: plots in the panel keep one modest height, whatever they show
+
 
 def format_value(value: Any) -> str:
     if value is None:
@@ -151,6 +157,8 @@ class ImageTools(QtCore.QObject):
         self.line.sigRegionChanged.connect(self._line_moved)
         self._clicks = _ViewportClicks(self)
         self.view.graphics.viewport().installEventFilter(self._clicks)
+        self.view.graphics.scene().sigMouseMoved.connect(self._hover)
+        self._hover_pixel: Optional[Tuple[int, int]] = None
 
     def _build_toolbar(self, auto_every: int) -> None:
         w = self.window
@@ -167,6 +175,7 @@ class ImageTools(QtCore.QObject):
 
         self.crosshair_action = toggle("Crosshair", self.set_crosshair_enabled,
                                        "click or drag on the image: X, Y and value in the side panel")
+        w.add_shortcut(self.crosshair_action, "C", "crosshair on / off")
         tb.addSeparator()
         self.flip_h_action = toggle("Flip H", lambda on: self._orient("flip_h", on), "mirror left-right")
         self.flip_v_action = toggle("Flip V", lambda on: self._orient("flip_v", on), "mirror top-bottom")
@@ -174,6 +183,10 @@ class ImageTools(QtCore.QObject):
                                        "swap rows and columns")
         self.rotate_action = tb.addAction("Rotate 90", self.rotate)
         self.rotate_action.setToolTip("rotate the view 90° clockwise (cycles 0/90/180/270)")
+        button = tb.widgetForAction(self.rotate_action)
+        if button is not None:  # as wide as its widest label: the toolbar does not shift
+            widest = button.fontMetrics().boundingRect("Rotate 90 (270°)").width()
+            button.setMinimumWidth(widest + 16)
         tb.addSeparator()
         self.roi_action = toggle("ROI", self.set_roi_enabled, "rectangle with live statistics")
         self.line_action = toggle("Line", self.set_line_enabled, "line with a live profile")
@@ -187,6 +200,7 @@ class ImageTools(QtCore.QObject):
                                  "Tools always use full resolution.")
         self.bin_spin.valueChanged.connect(self.set_display_bin)
         tb.addWidget(self.bin_spin)
+        wheel_only_when_focused(self.bin_spin)
         tb.addWidget(QtWidgets.QLabel(" Auto every "))
         self.auto_every_spin = QtWidgets.QSpinBox()
         self.auto_every_spin.setRange(1, 100000)
@@ -195,9 +209,13 @@ class ImageTools(QtCore.QObject):
         self.auto_every_spin.setToolTip("with Auto levels on: recompute levels every N frames")
         self.auto_every_spin.valueChanged.connect(self.set_auto_every)
         tb.addWidget(self.auto_every_spin)
-        tb.addAction("Auto once", self.auto_contrast_once)
+        wheel_only_when_focused(self.auto_every_spin)
+        self.auto_once_action = tb.addAction("Auto once", self.auto_contrast_once)
+        self.auto_once_action.setToolTip("levels of the shown frame, once")
+        w.add_shortcut(self.auto_once_action, "A", "auto levels once")
         tb.addSeparator()
-        tb.addAction("Save frame…", self._save_dialog)
+        self.save_action = tb.addAction("Save frame…", self._save_dialog)
+        w.add_shortcut(self.save_action, "Ctrl+S", "save the frame (TIFF/NumPy raw, PNG as shown)")
 
     def _build_panel(self) -> None:
         panel = QtWidgets.QWidget()
@@ -235,21 +253,34 @@ class ImageTools(QtCore.QObject):
         self.set_levels_button = QtWidgets.QPushButton("Set")
         self.set_levels_button.clicked.connect(lambda: self.set_levels(self.level_min_spin.value(),
                                                                        self.level_max_spin.value()))
-        row.addWidget(self.set_levels_button)
         f.addRow("Min / max", row)
+        for spin in (self.level_min_spin, self.level_max_spin):
+            spin.setMinimumWidth(60)
+            # typing a level is a manual choice: Auto stops at once, so the box
+            # no longer follows the live levels and what is typed is what is applied
+            spin.lineEdit().textEdited.connect(self._level_typed)
         self.percentile_box = QtWidgets.QCheckBox("Percentiles")
+        self.percentile_box.setChecked(True)
         self.pct_low_spin, self.pct_high_spin = (QtWidgets.QDoubleSpinBox() for _ in range(2))
-        for spin, value in ((self.pct_low_spin, 1.0), (self.pct_high_spin, 99.0)):
+        for spin, value in zip((self.pct_low_spin, self.pct_high_spin), DEFAULT_PERCENTILES):
             spin.setRange(0.0, 100.0)
             spin.setDecimals(2)
             spin.setValue(value)
+            spin.setSuffix(" %")
             spin.valueChanged.connect(self._percentiles_changed)
         self.percentile_box.toggled.connect(self._percentiles_changed)
+        wheel_only_when_focused(self.level_min_spin, self.level_max_spin, self.pct_low_spin,
+                                self.pct_high_spin)
         row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.percentile_box)
         row.addWidget(self.pct_low_spin)
         row.addWidget(self.pct_high_spin)
-        f.addRow("Auto", row)
+        f.addRow(self.percentile_box, row)
+        self.contrast_mode_label = QtWidgets.QLabel()
+        self.contrast_mode_label.setWordWrap(True)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.contrast_mode_label, 1)
+        row.addWidget(self.set_levels_button)
+        f.addRow(row)
 
         _, f = group("ROI")
         self.roi_labels = {k: label(f, k.capitalize()) for k in ("position", "size", "min", "max", "mean",
@@ -258,19 +289,29 @@ class ImageTools(QtCore.QObject):
         self.line_length_label = label(f, "Length")
         self.line_angle_label = label(f, "Angle")
         self.profile_plot = pg.PlotWidget()
-        self.profile_plot.setMinimumHeight(140)
+        self.profile_plot.setFixedHeight(PLOT_HEIGHT)  # a long profile must not make the panel jump
         self.profile_plot.setLabel("bottom", "distance (pixels)")
         self.profile_curves = [self.profile_plot.plot(pen=pen) for pen in ("w", "r", "g", "b")]
+        plot_scrolls_panel(self.profile_plot)
         f.addRow(self.profile_plot)
+        self.profile_autorange_button = QtWidgets.QPushButton("Auto range")
+        self.profile_autorange_button.setToolTip("the plot follows the profile again")
+        self.profile_autorange_button.setEnabled(False)
+        self.profile_autorange_button.clicked.connect(self._profile_autorange)
+        self.profile_plot.getViewBox().sigRangeChangedManually.connect(
+            lambda *_: self.profile_autorange_button.setEnabled(True))
+        f.addRow(self.profile_autorange_button)
 
         box, f = group("Flat field / dark")
         self.capture_n_spin = QtWidgets.QSpinBox()
         self.capture_n_spin.setRange(1, 10000)
         self.capture_n_spin.setValue(10)
         self.capture_n_spin.setSuffix(" frames")
+        wheel_only_when_focused(self.capture_n_spin)
         f.addRow("Average", self.capture_n_spin)
         self.reference_labels = {}
         for kind in ("flat", "dark"):
+            # two short rows, not one wide one: the panel stays narrow
             row = QtWidgets.QHBoxLayout()
             capture = QtWidgets.QPushButton(f"Capture {kind}")
             capture.clicked.connect(lambda _=False, k=kind: self.capture(k, self.capture_n_spin.value()))
@@ -279,6 +320,8 @@ class ImageTools(QtCore.QObject):
             setattr(self, f"apply_{kind}_box", apply_box)
             row.addWidget(capture)
             row.addWidget(apply_box)
+            f.addRow(row)
+            row = QtWidgets.QHBoxLayout()
             for text, slot in (("Load…", self._load_dialog), ("Save…", self._save_reference_dialog),
                                ("Clear", self.clear_reference)):
                 button = QtWidgets.QPushButton(text)
@@ -300,6 +343,7 @@ class ImageTools(QtCore.QObject):
         scroll.setWidget(panel)
         self.panel = panel
         self.dock = self.window.add_dock(scroll, "Image tools")
+        self._show_contrast_mode()
 
     def detach(self) -> None:
         """Remove every hook from the window (toolbar, dock, steps)."""
@@ -307,6 +351,7 @@ class ImageTools(QtCore.QObject):
         self._timer.stop()
         self.model.detach()
         w.session.display.auto_levels = w.auto_levels_box.isChecked()
+        self.view.graphics.scene().sigMouseMoved.disconnect(self._hover)
         w.frameShown.disconnect(self._on_frame)
         w.sessionChanged.disconnect(self._on_session)
         self.view.graphics.viewport().removeEventFilter(self._clicks)
@@ -397,10 +442,12 @@ class ImageTools(QtCore.QObject):
                 for curve, values in zip(self.profile_curves[1:], p.values.T):
                     curve.setData(p.distance, values)
         self._show_references()
+        self._show_hover()
         if self.window.auto_levels_box.isChecked():
             lo, hi = (float(v) for v in display.levels)
-            self.level_min_spin.setValue(lo)
-            self.level_max_spin.setValue(hi)
+            for spin, value in ((self.level_min_spin, lo), (self.level_max_spin, hi)):
+                if not spin.hasFocus():  # never under the user's cursor
+                    spin.setValue(value)
 
     _plotted_line = None
 
@@ -413,6 +460,10 @@ class ImageTools(QtCore.QObject):
             self.model.enable("crosshair")
         else:
             self.model.disable("crosshair")
+            self.results.pop("crosshair", None)
+            for lab in (self.cross_x_label, self.cross_y_label, self.cross_value_label,
+                        self.cross_shown_label):
+                lab.setText("—")  # no reading of a tool that is off
         self._place_crosshair()
 
     def set_crosshair_pixel(self, x: int, y: int) -> None:
@@ -520,6 +571,9 @@ class ImageTools(QtCore.QObject):
             self.model.enable("roi_stats")
         else:
             self.model.disable("roi_stats")
+            self.results.pop("roi_stats", None)
+            for lab in self.roi_labels.values():
+                lab.setText("—")
         self._place_roi()
 
     def set_roi_rect(self, rect: Rect) -> None:
@@ -559,6 +613,12 @@ class ImageTools(QtCore.QObject):
             self.model.enable("line_profile")
         else:
             self.model.disable("line_profile")
+            self.results.pop("line_profile", None)
+            self._plotted_line = None
+            self.line_length_label.setText("—")
+            self.line_angle_label.setText("—")
+            for curve in self.profile_curves:
+                curve.clear()
         self._place_line()
 
     def set_line(self, start: Tuple[float, float], end: Tuple[float, float]) -> None:
@@ -602,12 +662,30 @@ class ImageTools(QtCore.QObject):
         if self.percentile_box.isChecked() and self.percentiles() is None:
             self._message(f"percentiles need low < high (got {self.pct_low_spin.value():g} and "
                           f"{self.pct_high_spin.value():g}): min/max used")
+        elif not self.window.auto_levels_box.isChecked():
+            self._message("Auto levels is off: applied once to the next frame "
+                          "(and always while Auto levels is on)")
         if self._session is not None and self._session.worker is not None:
             self._session.worker.level_percentiles = self.percentiles()
         self.model.auto_schedule.arm()
+        self._show_contrast_mode()
 
     def _auto_levels_toggled(self, on: bool) -> None:
         self.model.auto_levels = on
+        self._show_contrast_mode()
+
+    def _show_contrast_mode(self) -> None:
+        """Say in the contrast box which levels the image has now."""
+        pct = self.percentiles()
+        rule = f"percentiles {pct[0]:g}–{pct[1]:g} %" if pct else "min / max of the frame"
+        if self.window.auto_levels_box.isChecked():
+            text = f"Auto levels: {rule}"
+        else:
+            text = f"Manual levels (Auto once / A uses {rule})"
+        self.contrast_mode_label.setText(text)
+
+    def _level_typed(self, _text: str) -> None:
+        self.window.auto_levels_box.setChecked(False)
 
     def set_auto_every(self, n: int) -> None:
         self.model.auto_schedule.n = max(1, int(n))
@@ -626,6 +704,9 @@ class ImageTools(QtCore.QObject):
             self.message_label.setText(f"levels need min < max (got {low} and {high})")
             return
         self.view.histogram.item.setLevels(low, high)
+        for spin, value in ((self.level_min_spin, low), (self.level_max_spin, high)):
+            if spin.value() != value:
+                spin.setValue(value)
 
     def set_display_bin(self, n: int) -> None:
         self.window.display_bin = int(n)
@@ -656,6 +737,8 @@ class ImageTools(QtCore.QObject):
         self.corrections.set_applied(kind, on)
         if on:
             self._check_stream_shape(kind)
+        elif self._reported.startswith(f"{kind} "):  # not applied any more: no problem with it
+            self._clear_report()
         self._show_references()
 
     def load_reference_file(self, kind: str, path) -> bool:
@@ -693,7 +776,7 @@ class ImageTools(QtCore.QObject):
     def clear_reference(self, kind: str) -> None:
         self.corrections.cancel_capture()
         self.set_reference(kind, None)
-        self.corrections_label.setText(self.corrections.problem)
+        self._clear_report()
         self._message(f"{kind} cleared")
 
     def _check_stream_shape(self, kind: str) -> None:
@@ -736,13 +819,16 @@ class ImageTools(QtCore.QObject):
         if message:
             self._report(message)
             self._worker_problem = message
-        elif self.corrections_label.text() == self._worker_problem:
-            self.corrections_label.setText("")  # the worker applies the correction again
+        else:
+            if self.corrections_label.text() == self._worker_problem:
+                self.corrections_label.setText("")  # the worker applies the correction again
+            self._retract(self._worker_problem)
 
     def _report(self, message: str) -> None:
         """A problem: in the panel and in the window's status (counted as the last error)."""
         self.corrections_label.setText(message)
         log.warning("%s", message)
+        self._reported = message
         if self._session is not None:
             self._session.counters.error(message)
             self._session.counters.add("image_tools_errors")
@@ -751,6 +837,18 @@ class ImageTools(QtCore.QObject):
         """After a success, an older failure leaves the panel (a live problem,
         e.g. a shape mismatch, stays)."""
         self.corrections_label.setText(self.corrections.problem)
+        if self._reported and self._reported != self.corrections.problem:
+            self._retract(self._reported)
+
+    _reported = ""
+
+    def _retract(self, message: str) -> None:
+        """The cause of ``message`` is gone: it leaves the status bar and
+        ``last_error`` (unless another error came since)."""
+        if message and self._session is not None:
+            self._session.counters.clear_error(message)
+        if message == self._reported:
+            self._reported = ""
 
     def _message(self, text: str) -> None:
         self.message_label.setText(text)
@@ -759,6 +857,30 @@ class ImageTools(QtCore.QObject):
         c = self.corrections
         return {"corrections_not_applied": c.not_applied, "flat_masked_pixels": c.masked_pixels,
                 "corrections_problem": c.problem}
+
+    # ================================================================ value under the cursor
+    def _hover(self, scene_pos) -> None:
+        """x, y and value of the detector pixel under the mouse, in the status bar."""
+        if self.det_shape is None or not self.view.view.sceneBoundingRect().contains(scene_pos):
+            self._hover_pixel = None
+        else:
+            point = self.view.view.mapSceneToView(scene_pos)
+            self._hover_pixel = self.orientation.view_to_pixel(point.x(), point.y(), self.det_shape)
+        self._show_hover()
+
+    def hover_text(self) -> str:
+        pixel, display = self._hover_pixel, self.latest
+        if pixel is None or display is None:
+            return ""
+        value = probe(display.meta.get("raw_frame", display.raw), pixel).value
+        return f"x {pixel[0]}  y {pixel[1]}  value {format_value(value)}"
+
+    def _show_hover(self) -> None:
+        self.window.cursor_label.setText(self.hover_text())
+
+    def _profile_autorange(self) -> None:
+        self.profile_plot.enableAutoRange()
+        self.profile_autorange_button.setEnabled(False)
 
     # ================================================================ saving
     def save_frame(self, path) -> Path:

@@ -102,7 +102,12 @@ class ImageView(QtWidgets.QWidget):
         self._has_image = False
 
     def set_colormap(self, name: str) -> None:
-        self.histogram.item.gradient.setColorMap(get_colormap(name))
+        cmap = get_colormap(name)
+        gradient = self.histogram.item.gradient
+        gradient.setColorMap(cmap)
+        # a map of hundreds of stops (turbo) draws its tick handles as a hatched
+        # strip: handles only where there are few enough to grab
+        gradient.showTicks(len(cmap.pos) <= 16)
 
     def show_frame(self, display: DisplayFrame) -> None:
         first = not self._has_image

@@ -8,15 +8,17 @@ tells the session (``consumed``) so the next frame is prepared.
 """
 from __future__ import annotations
 
+import base64
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pyqtgraph.Qt import QtCore, QtWidgets
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from ..display import DisplayFrame
 from ..session import Session
 from ..sources._base import Source
 from .image_view import COLORMAPS, ImageView
+from .widgets import ElidedLabel, scrolling
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class DisplayBridge(QtCore.QObject):
 def format_status(s: Dict[str, Any]) -> str:
     """One line that tells the truth: state, rates, losses, latency, last error."""
     parts = [s.get("state", "idle")]
+    if s.get("paused"):
+        parts.append("paused")
     parts.append(f"recv {s.get('recv_fps', 0):.1f} fps")
     parts.append(f"shown {s.get('display_fps', 0):.1f} fps")
     parts.append(f"received {s.get('received', 0)}")
@@ -66,7 +70,8 @@ class MainWindow(QtWidgets.QMainWindow):
                  on_connect: Optional[Callable[[str], None]] = None):
         super().__init__()
         self.setWindowTitle("pystream")
-        self.resize(1200, 860)
+        self.resize(1400, 900)
+        self.setDockOptions(QtWidgets.QMainWindow.AnimatedDocks | QtWidgets.QMainWindow.AllowTabbedDocks)
         self.max_fps = max_fps
         self.display_bin = display_bin
         self.session = Session(max_fps=max_fps, display_bin=display_bin)
@@ -90,17 +95,31 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.image_view = ImageView(self._first_paint)
         self.image_view.sigViewResized.connect(self._view_resized)
+        # the docks and the spectra give way (scroll, shrink) before the image does
+        self.image_view.setMinimumSize(160, 120)
         # image on top, other live views (spectra) below, resizable
         self.views = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        self.views.setObjectName("views-splitter")
+        self.views.setChildrenCollapsible(False)
         self.views.addWidget(self.image_view)
+        self.views.setStretchFactor(0, 3)
         self.setCentralWidget(self.views)
         self.nested_stats: Dict[str, Callable[[], Dict[str, Any]]] = {}
         self._docks: List[QtWidgets.QDockWidget] = []
+        self.shortcuts: List[Tuple[str, str]] = []  # (keys, what), listed in Help
+        self._fullscreen_hidden: List[QtWidgets.QWidget] = []
+        self._build_menus()
         self._build_toolbar(colormap)
 
-        self.status_label = QtWidgets.QLabel("idle")
+        # one line, elided (the whole text in its tooltip): never widens the window
+        self.status_label = ElidedLabel("idle")
         self.status_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         self.statusBar().addWidget(self.status_label, 1)
+        # value under the mouse, detector pixels (filled by the image tools)
+        self.cursor_label = QtWidgets.QLabel("")
+        self.cursor_label.setMinimumWidth(10)
+        self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().setSizeGripEnabled(False)
         self._status_timer = QtCore.QTimer(self)
         self._status_timer.timeout.connect(self.refresh_status)
         self._status_timer.start(250)
@@ -120,6 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pause_action = tb.addAction("Pause")
         self.pause_action.setCheckable(True)
         self.pause_action.toggled.connect(self.set_paused)
+        self.add_shortcut(self.pause_action, "Space", "pause / resume the display")
         self.auto_levels_box = QtWidgets.QCheckBox("Auto levels")
         self.auto_levels_box.setChecked(True)
         self.auto_levels_box.toggled.connect(self._auto_levels_toggled)
@@ -134,7 +154,60 @@ class MainWindow(QtWidgets.QMainWindow):
         self.colormap_combo.setCurrentText(colormap if colormap in COLORMAPS else "gray")
         self.image_view.set_colormap(self.colormap_combo.currentText())
         tb.addWidget(self.colormap_combo)
-        tb.addAction("Home", self.image_view.reset_view)
+        self.home_action = tb.addAction("Home", self.image_view.reset_view)
+        self.add_shortcut(self.home_action, "H", "home: the whole image in view")
+        self.fullscreen_action = QtWidgets.QAction("Full-screen image", self)
+        self.fullscreen_action.setCheckable(True)
+        self.fullscreen_action.toggled.connect(self.set_fullscreen_image)
+        self.add_shortcut(self.fullscreen_action, "F", "full-screen image (F or Esc to leave)")
+        self.view_menu.addAction(self.fullscreen_action)
+        leave = QtWidgets.QShortcut(QtGui.QKeySequence("Esc"), self)
+        leave.activated.connect(lambda: self.fullscreen_action.setChecked(False))
+
+    # ------------------------------------------------------------ menus and shortcuts
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.view_menu = bar.addMenu("&View")
+        self.help_menu = bar.addMenu("&Help")
+        self.help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
+
+    def add_shortcut(self, action: QtWidgets.QAction, keys: str, what: str) -> None:
+        """Give ``action`` a window-wide key (typing in a text box still types)
+        and list it in Help > Keyboard shortcuts."""
+        action.setShortcut(QtGui.QKeySequence(keys))
+        action.setShortcutContext(QtCore.Qt.WindowShortcut)
+        if action not in self.actions():
+            self.addAction(action)  # works while its toolbar is hidden (full-screen image)
+        tip = action.toolTip() or action.text()
+        action.setToolTip(f"{tip} ({keys})")
+        self.shortcuts.append((keys, what))
+
+    def shortcuts_text(self) -> str:
+        return "\n".join(f"{keys:<8} {what}" for keys, what in self.shortcuts)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>"
+                       for keys, what in self.shortcuts)
+        QtWidgets.QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def set_fullscreen_image(self, on: bool) -> None:
+        """Only the image (and its histogram), full screen; everything comes back after."""
+        if on:
+            bars = self.findChildren(QtWidgets.QToolBar) + self._docks
+            self._fullscreen_hidden = [w for w in bars if w.isVisible()]
+            self._fullscreen_hidden += [w for w in (self.menuBar(), self.statusBar()) if w.isVisible()]
+            for index in range(1, self.views.count()):
+                widget = self.views.widget(index)
+                if widget.isVisible():
+                    self._fullscreen_hidden.append(widget)
+            for widget in self._fullscreen_hidden:
+                widget.hide()
+            self.showFullScreen()
+        else:
+            for widget in self._fullscreen_hidden:
+                widget.show()
+            self._fullscreen_hidden = []
+            self.showNormal()
 
     def _connect_clicked(self) -> None:
         name = self.pv_edit.text().strip()
@@ -198,21 +271,73 @@ class MainWindow(QtWidgets.QMainWindow):
         if h > 10 and w > 10:
             self.session.display.target_size = (h, w)
 
+    DOCK_WIDTH = 330  # px: the panels' first width; the image keeps the rest
+
     def add_dock(self, widget: QtWidgets.QWidget, title: str,
                  area=QtCore.Qt.RightDockWidgetArea) -> QtWidgets.QDockWidget:
         """Attach a panel. Panels share one side as tabs (the image keeps the
-        room); the user can drag them out, move or close them."""
+        room), scroll when the window is small; the user can drag them out,
+        move or close them (View menu brings them back)."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
-        dock.setWidget(widget)
+        dock.setWidget(scrolling(widget))
+        dock.setMinimumWidth(100)
+        self.view_menu.addAction(dock.toggleViewAction())
         self.addDockWidget(area, dock)
         same_side = [d for d in self._docks if self.dockWidgetArea(d) == area]
         if same_side:
             self.tabifyDockWidget(same_side[0], dock)
             same_side[0].raise_()  # the first panel attached stays in front
         self._docks.append(dock)
-        self.resizeDocks([dock], [360], QtCore.Qt.Horizontal)
+        self.resizeDocks([dock], [self.DOCK_WIDTH], QtCore.Qt.Horizontal)
         return dock
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_docks()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._fit_docks()
+
+    def _fit_docks(self) -> None:
+        """Qt shrinks the central widget first: in a small window the docks give
+        way instead (their panels scroll), to at most DOCK_SHARE of the width."""
+        room = int(self.width() * self.DOCK_SHARE)
+        side = [d for d in self._docks if d.isVisible() and not d.isFloating()
+                and self.dockWidgetArea(d) in (QtCore.Qt.RightDockWidgetArea, QtCore.Qt.LeftDockWidgetArea)]
+        wide = [d for d in side if d.width() > room]
+        if wide:
+            self.resizeDocks(wide, [max(room, 100)] * len(wide), QtCore.Qt.Horizontal)
+
+    DOCK_SHARE = 0.3
+
+    # ------------------------------------------------------------ layout memory
+    def save_layout(self) -> Dict[str, str]:
+        """Window geometry, docks and the image/spectra split, as text for the settings file."""
+        def text(data) -> str:
+            return base64.b64encode(bytes(data)).decode("ascii")
+        # the image/spectra split is kept per number of views (image alone, image + spectra)
+        return {"window_geometry": text(self.saveGeometry()), "window_state": text(self.saveState()),
+                f"views_split_{self.views.count()}": text(self.views.saveState())}
+
+    def restore_layout(self, saved: Dict[str, Any]) -> bool:
+        """Put back what ``save_layout`` gave (a missing or broken entry is skipped)."""
+        done = False
+        for key, restore in (("window_geometry", self.restoreGeometry),
+                             ("window_state", self.restoreState),
+                             (f"views_split_{self.views.count()}", self.views.restoreState)):
+            value = saved.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            try:
+                ok = restore(QtCore.QByteArray(base64.b64decode(value)))
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                log.info("window layout: ignoring a saved %s that does not fit", key)
+            done = done or bool(ok)
+        return done
 
     # ------------------------------------------------------------ status
     def add_view(self, widget: QtWidgets.QWidget, name: str,
@@ -221,6 +346,11 @@ class MainWindow(QtWidgets.QMainWindow):
         counters appear in ``stats()`` under ``name`` (and at the top level
         while no image stream is open)."""
         self.views.addWidget(widget)
+        # the image keeps most of the height until the user moves the split (remembered)
+        self.views.setStretchFactor(self.views.indexOf(widget), 2)
+        total = max(self.views.height(), 500)
+        sizes = [int(total * 0.58)] + [int(total * 0.42 / (self.views.count() - 1))] * (self.views.count() - 1)
+        self.views.setSizes(sizes)
         if stats is not None:
             self.nested_stats[name] = stats
         if not self.connected:

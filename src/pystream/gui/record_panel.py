@@ -9,11 +9,13 @@ window's status bar.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Optional
 
 from pyqtgraph.Qt import QtCore, QtWidgets
 
 from ..record import Recorder, RecordError
+from .widgets import wheel_only_when_focused
 
 FORMATS = (
     ("TIFF sequence", "tiff", False),
@@ -47,6 +49,20 @@ class RecordPanel(QtWidgets.QWidget):
             self.format_combo.addItem(label)
         self.mode_combo = QtWidgets.QComboBox()
         self.mode_combo.addItems(["Raw frames", "Processed frames"])
+        # like `pystream record --frames/--seconds`; 0 = until Stop
+        self.max_frames_spin = QtWidgets.QSpinBox()
+        self.max_frames_spin.setRange(0, 1_000_000_000)
+        self.max_frames_spin.setSpecialValueText("no limit")
+        self.max_frames_spin.setSuffix(" frames")
+        self.max_seconds_spin = QtWidgets.QDoubleSpinBox()
+        self.max_seconds_spin.setRange(0.0, 7 * 24 * 3600.0)
+        self.max_seconds_spin.setDecimals(1)
+        self.max_seconds_spin.setSpecialValueText("no limit")
+        self.max_seconds_spin.setSuffix(" s")
+        wheel_only_when_focused(self.format_combo, self.mode_combo, self.max_frames_spin,
+                                self.max_seconds_spin)
+        self._started_at = 0.0
+        self._seconds_limit = 0.0
         self.start_button = QtWidgets.QPushButton("Start Recording")
         self.frames_label = QtWidgets.QLabel("0")
         self.rate_label = QtWidgets.QLabel("0.0 MB/s")
@@ -66,6 +82,10 @@ class RecordPanel(QtWidgets.QWidget):
         form.addRow("Prefix", self.prefix_edit)
         form.addRow("Format", self.format_combo)
         form.addRow("Frames", self.mode_combo)
+        limit_row = QtWidgets.QHBoxLayout()
+        limit_row.addWidget(self.max_frames_spin)
+        limit_row.addWidget(self.max_seconds_spin)
+        form.addRow("Stop after", limit_row)
         form.addRow(self.start_button)
         form.addRow("Written", self.frames_label)
         form.addRow("Rate", self.rate_label)
@@ -103,9 +123,10 @@ class RecordPanel(QtWidgets.QWidget):
         _, fmt, stack = FORMATS[self.format_combo.currentIndex()]
         processed = self.mode_combo.currentIndex() == 1 and self.process is not None
         prefix = self.prefix_edit.text().strip() or "frame"
+        max_frames = self.max_frames_spin.value() or None
         recorder = Recorder(self.dir_edit.text().strip() or os.getcwd(), fmt=fmt, prefix=prefix,
                             buffer_bytes=self.buffer_bytes, stack=stack,
-                            process=self.process if processed else None)
+                            process=self.process if processed else None, max_frames=max_frames)
         self.error_label.setText("")
         try:
             recorder.start()
@@ -116,6 +137,8 @@ class RecordPanel(QtWidgets.QWidget):
             return False
         self.start_error = ""
         self.recorder = recorder
+        self._started_at = time.monotonic()
+        self._seconds_limit = self.max_seconds_spin.value()
         self.router.add_tap(recorder.tap)
         self._tap_added = True
         self._set_editing(False)
@@ -169,7 +192,7 @@ class RecordPanel(QtWidgets.QWidget):
 
     def _set_editing(self, enabled: bool) -> None:
         for widget in (self.dir_edit, self.browse_button, self.prefix_edit, self.format_combo,
-                       self.mode_combo):
+                       self.mode_combo, self.max_frames_spin, self.max_seconds_spin):
             widget.setEnabled(enabled)
 
     def _emit(self, text: str) -> None:
@@ -181,6 +204,13 @@ class RecordPanel(QtWidgets.QWidget):
         recorder = self.recorder
         if recorder is None:
             return
+        if (self._seconds_limit and not recorder.finished and self._tap_added
+                and time.monotonic() - self._started_at >= self._seconds_limit):
+            self.stop_recording()  # the duration asked for is over
+            return
+        if recorder.target_reached and self._tap_added:
+            self._remove_tap()  # the frame count asked for is written: close the files
+            recorder.stop(drain=True, timeout=0)
         s = recorder.stats()
         self.frames_label.setText(str(s["recorded"]))
         self.rate_label.setText(f"{s['record_mb_per_s']:.1f} MB/s")
