@@ -1,6 +1,8 @@
-"""Regenerate the README screenshots from the real application, offscreen.
+"""Regenerate the README screenshots from the real application.
 
-    python Images/make_screenshots.py
+    xvfb-run -s "-screen 0 1600x1000x24" python Images/make_screenshots.py
+
+(under Xvfb as a user's X server would draw it; offscreen when there is no display)
 
 Starts the simulated detector and the simulated spectrum publisher
 in-process, opens the real main window (every panel attached, as `pystream`
@@ -12,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("EPICS_PVA_ADDR_LIST", "127.0.0.1")
 os.environ.setdefault("EPICS_PVA_AUTO_ADDR_LIST", "NO")
 os.environ.setdefault("EPICS_PVAS_INTF_ADDR_LIST", "127.0.0.1")
@@ -62,11 +65,19 @@ def main() -> int:
 
     # 1. the image viewer
     args = build_viewer_parser().parse_args(["--pv", pv])
-    window = build_window(args, colormap="viridis")
-    window.resize(1500, 950)
+    window = build_window(args, colormap="gray")
+    window.resize(1600, 1000)
     window.show()
     window.connect_source(PvaSource(pv))
-    wait_until(app, lambda: window.stats()["displayed"] >= 60)
+    wait_until(app, lambda: window.stats()["displayed"] >= 30)
+    tools = window.image_tools  # the tools a user turns on first
+    tools.crosshair_action.setChecked(True)
+    tools.set_crosshair_pixel(600, 400)
+    tools.line_action.setChecked(True)
+    tools.set_line((150, 700), (900, 300))
+    shown = window.stats()["displayed"]
+    wait_until(app, lambda: window.stats()["displayed"] >= shown + 30)
+    tools.refresh_panel()
     window.refresh_status()
     app.processEvents()
     window.grab().save(str(HERE / "pystream.png"))

@@ -87,6 +87,9 @@ class _ViewportClicks(QtCore.QObject):
         elif kind == QtCore.QEvent.MouseButtonRelease and self._dragging:
             self._dragging = False
             return True
+        elif kind == QtCore.QEvent.Leave:  # no pixel under the mouse any more
+            tools._hover_pixel = None
+            tools._show_hover()
         return False
 
 
@@ -185,8 +188,9 @@ class ImageTools(QtCore.QObject):
         self.rotate_action.setToolTip("rotate the view 90° clockwise (cycles 0/90/180/270)")
         button = tb.widgetForAction(self.rotate_action)
         if button is not None:  # as wide as its widest label: the toolbar does not shift
-            widest = button.fontMetrics().boundingRect("Rotate 90 (270°)").width()
-            button.setMinimumWidth(widest + 16)
+            self.rotate_action.setText("Rotate 90 (270°)")
+            button.setFixedWidth(button.sizeHint().width())
+            self.rotate_action.setText("Rotate 90")
         tb.addSeparator()
         self.roi_action = toggle("ROI", self.set_roi_enabled, "rectangle with live statistics")
         self.line_action = toggle("Line", self.set_line_enabled, "line with a live profile")
@@ -255,7 +259,6 @@ class ImageTools(QtCore.QObject):
                                                                        self.level_max_spin.value()))
         f.addRow("Min / max", row)
         for spin in (self.level_min_spin, self.level_max_spin):
-            spin.setMinimumWidth(60)
             # typing a level is a manual choice: Auto stops at once, so the box
             # no longer follows the live levels and what is typed is what is applied
             spin.lineEdit().textEdited.connect(self._level_typed)
@@ -271,6 +274,10 @@ class ImageTools(QtCore.QObject):
         self.percentile_box.toggled.connect(self._percentiles_changed)
         wheel_only_when_focused(self.level_min_spin, self.level_max_spin, self.pct_low_spin,
                                 self.pct_high_spin)
+        for spin in (self.level_min_spin, self.level_max_spin, self.pct_low_spin, self.pct_high_spin):
+            # share the row's width instead of asking for room for their longest value
+            spin.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
+            spin.setMinimumWidth(64)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.pct_low_spin)
         row.addWidget(self.pct_high_spin)

@@ -40,8 +40,8 @@ class ElidedLabel(QtWidgets.QLabel):
 
 
 class _WheelGuard(QtCore.QObject):
-    """Wheel events over an unfocused widget go to its parent (the panel
-    scrolls) instead of changing a value or zooming a plot."""
+    """Wheel events over an unfocused widget scroll the panel around it
+    instead of changing a value or zooming a plot."""
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() != QtCore.QEvent.Wheel:
@@ -49,11 +49,20 @@ class _WheelGuard(QtCore.QObject):
         widget = obj if isinstance(obj, QtWidgets.QAbstractSpinBox) else obj.parentWidget()
         if widget is None or widget.hasFocus():
             return False
-        parent = widget.parentWidget()
-        if parent is not None:
-            # a copy: the original is still owned by the dispatch under way
-            QtCore.QCoreApplication.sendEvent(parent, _clone_wheel(event))
+        area = _scroll_area_around(widget)
+        if area is not None:
+            # straight to the scroll area: Qt does not pass a synthetic wheel event up to parents
+            QtCore.QCoreApplication.sendEvent(area.viewport(), _clone_wheel(event))
         return True
+
+
+def _scroll_area_around(widget):
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QtWidgets.QAbstractScrollArea) and parent is not widget:
+            return parent
+        parent = parent.parentWidget()
+    return None
 
 
 def _clone_wheel(event):
