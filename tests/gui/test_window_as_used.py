@@ -251,8 +251,17 @@ def test_percentiles_are_the_default_and_apply_once_with_auto_off(window, tools,
 
 
 def test_window_layout_is_saved_and_put_back(window, qtbot):
+    from pystream.gui.record_panel import RecordPanel
+    dock = window.add_dock(RecordPanel(window), "Recording")
     window.resize(900, 700)
+    qtbot.waitUntil(dock.isVisible, timeout=5000)
+    window.fullscreen_action.setChecked(True)  # quitting while full screen
+    assert dock.isHidden()
     saved = window.save_layout()
+    assert not window.fullscreen_action.isChecked() and not dock.isHidden()
+    dock.close()
+    assert window.restore_layout(saved)
+    qtbot.waitUntil(dock.isVisible, timeout=5000)  # the docks as they were before full screen
     window.resize(500, 400)
     assert window.restore_layout(saved)
     qtbot.waitUntil(lambda: (window.width(), window.height()) == (900, 700), timeout=5000)

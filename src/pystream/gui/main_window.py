@@ -193,13 +193,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def set_fullscreen_image(self, on: bool) -> None:
         """Only the image (and its histogram), full screen; everything comes back after."""
         if on:
-            bars = self.findChildren(QtWidgets.QToolBar) + self._docks
-            self._fullscreen_hidden = [w for w in bars if w.isVisible()]
-            self._fullscreen_hidden += [w for w in (self.menuBar(), self.statusBar()) if w.isVisible()]
-            for index in range(1, self.views.count()):
-                widget = self.views.widget(index)
-                if widget.isVisible():
-                    self._fullscreen_hidden.append(widget)
+            # not hidden (rather than visible): a dock just added is shown a moment later
+            others = [self.views.widget(i) for i in range(1, self.views.count())]
+            candidates = (self.findChildren(QtWidgets.QToolBar) + self._docks + others
+                          + [self.menuBar(), self.statusBar()])
+            self._fullscreen_hidden = [w for w in candidates if not w.isHidden()]
             for widget in self._fullscreen_hidden:
                 widget.hide()
             self.showFullScreen()
@@ -317,6 +315,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Window geometry, docks and the image/spectra split, as text for the settings file."""
         def text(data) -> str:
             return base64.b64encode(bytes(data)).decode("ascii")
+        if self.fullscreen_action.isChecked():  # save the docks and bars, not their absence
+            self.fullscreen_action.setChecked(False)
         # the image/spectra split is kept per number of views (image alone, image + spectra)
         return {"window_geometry": text(self.saveGeometry()), "window_state": text(self.saveState()),
                 f"views_split_{self.views.count()}": text(self.views.saveState())}
