@@ -2,7 +2,6 @@
 viewer remembers when it is stopped by a signal."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,13 +9,15 @@ import textwrap
 import pytest
 
 from ..test_cli import run_until
+from .test_real_window import x_display  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.gui
 
 # a child process: the window as `pystream` builds it, a real detector stream, two sizes
 WINDOW_ON_X = textwrap.dedent("""
     import json, sys, threading, time
-    from pystream.cli import build_viewer_parser, build_window
+    from pystream.cli import build_viewer_parser
+    from pystream.gui.assemble import build_window
     from pystream.gui.app import make_app
     from pystream.publish.pva_sim import run_pva_sim
     from pystream.sources.pva import PvaSource
@@ -63,29 +64,9 @@ WINDOW_ON_X = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def xvfb():
-    """A private Xvfb at 1600x1000; its DISPLAY name."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (.ci/run installs Debian's xvfb)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
-                             "-nolisten", "tcp"], pass_fds=(write_fd,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()  # written once the server accepts clients
-    try:
-        assert number, "Xvfb did not start"
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 @pytest.mark.pva
-def test_the_whole_window_on_a_real_x_server_gives_the_image_the_room(xvfb, home, pv_name):
-    env = dict(os.environ, DISPLAY=xvfb, HOME=str(home))
+def test_the_whole_window_on_a_real_x_server_gives_the_image_the_room(x_display, home, pv_name):
+    env = dict(os.environ, DISPLAY=x_display, HOME=str(home))
     env.pop("QT_QPA_PLATFORM", None)  # the xcb plugin, as on a user's desktop
     env.pop("WAYLAND_DISPLAY", None)
     done = subprocess.run([sys.executable, "-c", WINDOW_ON_X, pv_name], env=env, capture_output=True,
