@@ -9,7 +9,6 @@ import textwrap
 import pytest
 
 from ..test_cli import run_until
-from .test_real_window import x_display  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.gui
 

@@ -1,37 +1,14 @@
 """The real window on a real X server (Xvfb), not only offscreen; the X libraries Qt's xcb needs."""
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 
 from pystream.gui.app import XCB_LIBRARIES, missing_xcb_packages
 
 from ..test_cli import user_env
-
-
-@pytest.fixture
-def x_display():
-    """An Xvfb server on a display number it picks itself (-displayfd: no race with others)."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb; .ci/run installs it)")
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
-                               "-nolisten", "tcp"], pass_fds=(write_fd,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()  # written once the server accepts connections
-        assert number, f"Xvfb did not start: {server.stderr.read().decode(errors='replace')}"
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_the_viewer_opens_a_real_window_under_xvfb(home, pv_name, x_display):

@@ -5,7 +5,6 @@ import pytest
 from pyqtgraph.Qt import QtCore, QtWidgets
 
 from pystream.gui.image_tools import PLOT_HEIGHT, ImageTools
-from pystream.sources.pva import PvaSource
 
 from .test_image_tools import show, start, widget_pos
 from .test_panels_as_used import wheel
