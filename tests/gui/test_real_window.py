@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-
 from pystream.gui.app import XCB_LIBRARIES, missing_xcb_packages
 
 from ..test_cli import user_env
