@@ -103,7 +103,8 @@ class PushSource(FeedingSource):
         were dropped: queue full, or the stream stopped).
 
         ``uids``: one per frame, or the first one of the chunk (the next ones
-        follow), or None: the next numbers after the last uid (1, 2, 3...).
+        follow), or None: the next numbers after the last uid (1, 2, 3...);
+        a dropped frame keeps its uid, so drops show as gaps downstream.
         ``timestamps``: POSIX seconds, one per frame or one for the whole
         chunk, or None: the time of this call. ``attributes``: a dict stored
         with every frame of the chunk (recorded in TIFF/HDF5 metadata).
@@ -129,6 +130,8 @@ class PushSource(FeedingSource):
                 full = len(queue) and queue.nbytes + array.nbytes > queue.max_bytes
                 if full or self.ended.is_set():
                     self.drops += 1
+                    # a dropped frame still takes its uid: the gap shows where it was
+                    self._next_uid = (self._next_uid if uid is None else int(uid)) + 1
                     continue
                 data = np.array(array, order="C", copy=True) if self.copy else array
                 frame = self._frame(data, uid, now if stamp is None else stamp, attributes)
