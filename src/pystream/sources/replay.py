@@ -306,11 +306,13 @@ def open_reader(path: str, dataset: Optional[str] = None) -> _Reader:
     if os.path.isdir(path):
         files = [os.path.join(path, n) for n in os.listdir(path)
                  if n.lower().endswith(TIFF_EXTENSIONS) and os.path.isfile(os.path.join(path, n))]
-        return _no_dataset(dataset, path, TiffSequenceReader(path, files))
+        _no_dataset(dataset, path, "TIFF sequence")
+        return TiffSequenceReader(path, files)
     if not os.path.exists(path):
         if glob.has_magic(path):
             files = [p for p in glob.glob(path) if os.path.isfile(p)]
-            return _no_dataset(dataset, path, TiffSequenceReader(path, files))
+            _no_dataset(dataset, path, "TIFF sequence")
+            return TiffSequenceReader(path, files)
         raise ReplayError(path, "no such file or directory")
     try:
         with open(path, "rb") as fh:
@@ -318,9 +320,11 @@ def open_reader(path: str, dataset: Optional[str] = None) -> _Reader:
     except OSError as exc:
         raise ReplayError(path, exc.strerror or str(exc)) from exc
     if head.startswith(NPY_MAGIC):
-        return _no_dataset(dataset, path, NpyReader(path))
+        _no_dataset(dataset, path, ".npy file")
+        return NpyReader(path)
     if head[:4] in TIFF_MAGICS:
-        return _no_dataset(dataset, path, TiffStackReader(path))
+        _no_dataset(dataset, path, "TIFF file")
+        return TiffStackReader(path)
     if head == HDF5_MAGIC or _is_hdf5(path):
         return Hdf5Reader(path, dataset)
     raise ReplayError(path, "not a TIFF, HDF5 or .npy file")
@@ -335,10 +339,9 @@ def _is_hdf5(path: str) -> bool:
         return False
 
 
-def _no_dataset(dataset: Optional[str], path: str, reader: _Reader) -> _Reader:
+def _no_dataset(dataset: Optional[str], path: str, what: str) -> None:
     if dataset:
-        raise ReplayError(path, f"--dataset is for HDF5 files; this is a {reader.kind} recording")
-    return reader
+        raise ReplayError(path, f"--dataset is for HDF5 files, and this is a {what}")
 
 
 class ReplaySource(IterSource):
