@@ -172,9 +172,12 @@ def run_child(case: str, side: int, n: int, parent: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default="/tmp", help="parent of the temp directory")
-    parser.add_argument("--frames-512", type=int, default=1500, help="frames at 512² (default 1500)")
-    parser.add_argument("--frames-2048", type=int, default=100, help="frames at 2048² (default 100)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are shown (default 3)")
+    parser.add_argument("--frames-512", type=int, default=1500,
+                        help="frames at 512² (default 1500)")
+    parser.add_argument("--frames-2048", type=int, default=100,
+                        help="frames at 2048² (default 100)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; medians are shown (default 3)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "SIDE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
