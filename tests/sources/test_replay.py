@@ -8,6 +8,7 @@ import pytest
 import tifffile
 
 from pystream import ReplayError, ReplaySource
+from pystream.sources.replay import capture_rate
 from pystream.flow import Counters, FrameRouter
 from pystream.frame import Frame
 from pystream.record import Recorder
@@ -214,3 +215,10 @@ def test_cli_refuses_a_file_it_cannot_play_with_exit_2(tmp_path, home):
     proc = run_pystream(["--replay", str(bad), "--offscreen"], home)
     assert proc.returncode == 2
     assert f"cannot replay {bad}: not a TIFF, HDF5 or .npy file" in proc.stderr
+
+
+def test_capture_rate_of_frames_pushed_in_chunks():
+    """Five frames per push share one timestamp: the rate is still the frames' (100 Hz)."""
+    stamps = np.repeat(1.7e9 + np.arange(20) * 0.05, 5)
+    assert capture_rate(stamps) == pytest.approx(100, rel=0.06)
+    assert capture_rate([np.nan, 5.0]) is None and capture_rate([3.0, 3.0]) is None

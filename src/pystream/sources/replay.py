@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DATASET = "/entry/data/data"
 #: frames per second when the file does not say its capture rate
 DEFAULT_FPS = 10.0
-#: frames whose timestamps are read up front to learn the capture rate
+#: frames whose timestamps are read up front to learn the capture rate (TIFF: one
+#: page or file each; an HDF5 file's timestamps are one small read, all of them)
 RATE_SAMPLE = 50
 
 TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
@@ -78,16 +79,16 @@ def parse_description(text: Any) -> Tuple[Optional[int], Optional[float], Option
 
 
 def capture_rate(timestamps: Any) -> Optional[float]:
-    """Frames per second from recorded timestamps (median interval), or None."""
+    """Frames per second from recorded timestamps: (frames - 1) over the time they span.
+
+    The mean, not the median interval: frames pushed in chunks share one
+    timestamp per chunk, and the mean still gives their rate."""
     stamps = np.asarray([t for t in timestamps if t is not None], dtype=float)
     stamps = stamps[np.isfinite(stamps)]
     if stamps.size < 2:
         return None
-    steps = np.diff(stamps)
-    steps = steps[steps > 0]
-    if steps.size == 0:
-        return None
-    return float(1.0 / np.median(steps))
+    span = float(stamps.max() - stamps.min())
+    return (stamps.size - 1) / span if span > 0 else None
 
 
 def _check_frame_shape(path: str, shape: Tuple[int, ...], dtype: np.dtype, what: str) -> None:
@@ -142,7 +143,7 @@ class Hdf5Reader(_Reader):
                 raise ReplayError(path, f"dataset {self.dataset} holds no frames")
             stamps = self._sibling(dset, "timestamp")
             if stamps is not None:
-                self.capture_fps = capture_rate(stamps[:RATE_SAMPLE])
+                self.capture_fps = capture_rate(stamps[()])
 
     def _sibling(self, dset, name: str):
         """``uid`` / ``timestamp`` next to the data, one value per frame, or None."""
