@@ -61,3 +61,29 @@ def test_headless_record_example_writes_a_stack_and_its_counters(tmp_path):
         pages = len(tif.pages)
     assert pages > 0 and pages == printed["recorded"] == stats["recorded"]
     assert printed["record_drops"] == 0
+
+
+SMALLEST_PROGRAM = '''
+import threading, numpy as np, pystream
+src = pystream.PushSource()
+def acquire():
+    with src:
+        for i in range(40):
+            src.push(np.full((5, 128, 96), i, np.uint16))   # (N, H, W): 5 frames
+threading.Thread(target=acquire).start()
+stats = pystream.run(src, record={"dir": "out", "format": "hdf5"}, seconds=60)
+'''
+
+
+def test_the_readme_smallest_program_works_as_written(tmp_path):
+    assert SMALLEST_PROGRAM.strip() in (EXAMPLES.parent / "README.md").read_text()
+    (tmp_path / "smallest.py").write_text(SMALLEST_PROGRAM + "print(stats['recorded'])\n")
+    env = dict(os.environ, PYTHONPATH=str(SRC), HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "smallest.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "200"
+    (path,) = (tmp_path / "out").glob("*.h5")
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["/entry/data/uid"][()], np.arange(1, 201))
+        np.testing.assert_array_equal(f["/entry/data/data"][:, 5, 5], np.repeat(np.arange(40), 5))
