@@ -202,7 +202,7 @@ def test_cli_replay_plays_to_finished_offscreen(tmp_path, home):
 def test_cli_exit_after_ends_a_looping_replay(tmp_path, home):
     path = record(tmp_path / "rec", "tiff-stack", make_frames(5, shape=(8, 8)))
     stats = tmp_path / "stats.json"
-    proc = run_pystream(["--replay", path, "--loop", "--fps", "20", "--offscreen", "--no-plugins",
+    proc = run_pystream(["--replay", path, "--loop", "--fps", "0", "--offscreen", "--no-plugins",
                          "--exit-after", "2", "--stats-json", str(stats)], home)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(stats.read_text())
