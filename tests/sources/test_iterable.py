@@ -110,3 +110,30 @@ def test_bad_arguments_are_said_at_once():
         IterSource(42)
     with pytest.raises(ValueError, match="fps"):
         IterSource([], fps=-1)
+
+
+def run_in_thread(source, **kwargs):
+    """pystream.run(source, **kwargs) on a thread; its result, or None if it did not return."""
+    import threading
+
+    import pystream
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(pystream.run(source, **kwargs)),
+                              daemon=True)
+    thread.start()
+    thread.join(30)
+    return result[0] if result else None
+
+
+def test_run_returns_when_the_iterator_fails(tmp_path):
+    """An error is the end of a fed stream: run() returns, it does not wait for ever."""
+    def broken():
+        yield from frames(3)
+        raise OSError("camera unplugged")
+
+    for record in (None, {"dir": str(tmp_path), "format": "hdf5"}):
+        stats = run_in_thread(IterSource(broken()), record=record)
+        assert stats is not None, f"run(record={record}) did not return after the error"
+        assert stats["state"] == "error" and "camera unplugged" in stats["last_error"]
+        assert stats["received"] == 3 and stats["iter_errors"] == 1

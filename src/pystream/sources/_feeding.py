@@ -25,6 +25,8 @@ STOP_JOIN_TIMEOUT = 2.0
 class FeedingSource(Source):
     """A source with one delivery thread and a single, final end state."""
 
+    ends_on_error = True
+
     def __init__(self, name: str):
         super().__init__(name)
         self.state = "idle"
@@ -71,7 +73,7 @@ class FeedingSource(Source):
         try:
             self._deliver()
         except Exception as exc:  # a failing sink (or a bug here) ends the stream, said once
-            log.exception("%s: delivery failed", self.describe())
+            log.debug("%s: delivery failed", self.describe(), exc_info=True)
             self._end("error", f"delivering frames failed: {type(exc).__name__}: {exc}")
         finally:
             self._end("stopped" if self._halt.is_set() else "finished")
