@@ -34,6 +34,7 @@ examples:
   pystream --pv 2bmSP2:Pva1:Image --max-fps 0 --log-level DEBUG
   pystream demo --offscreen --exit-after 10 --stats-json stats.json
   pystream --zmq tcp://127.0.0.1:9798 --pol I --freq-range 14.36,87.83
+  pystream --replay run42/frame_000001.h5 --fps 50 --loop
 
 Ctrl-C, SIGTERM and SIGHUP stop every command cleanly (recordings closed, final
 stats written, exit status 0); a second one stops at once.
@@ -146,6 +147,18 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--pv", metavar="NAME", help=pv_help)
     add_pva_queue_option(g)
     add_zmq_options(g)
+    g = parser.add_argument_group("replay a recording (instead of a live stream)")
+    g.add_argument("--replay", metavar="PATH",
+                   help="play a recording: a folder or a glob of TIFF files, a multi-page TIFF, "
+                        "an HDF5 file or a .npy stack (wins over --pv); read one frame at a time")
+    g.add_argument("--fps", type=_nonneg_float, default=None, metavar="N",
+                   help="replay rate in frames per second; 0 = as fast as possible (default: the "
+                        "capture rate the recorded timestamps give, else 10)")
+    g.add_argument("--loop", action="store_true",
+                   help="start the replay again at the end (uids keep increasing)")
+    g.add_argument("--dataset", metavar="NAME",
+                   help="the HDF5 dataset to replay (default: /entry/data/data, what pystream "
+                        "records)")
     g = parser.add_argument_group("spectra (with --zmq)")
     g.add_argument("--pol", default="XX", type=str.upper, choices=("XX", "YY", "I", "V"),
                    help="polarisation: XX, YY, I = (XX+YY)/2 or V = CI (default: XX)")
@@ -378,7 +391,15 @@ def use_loopback_if_unset() -> None:
 def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
                source=None) -> int:
     """The viewer window (on screen or offscreen) until it is closed, Ctrl-C or
-    ``--exit-after``. ``source``: a Source to watch instead of a PV (``pystream.show``)."""
+    ``--exit-after``. ``source``: a Source to watch instead of a PV (``pystream.show``);
+    ``--replay PATH`` makes one."""
+    if source is None:
+        from .sources.replay import ReplayError, replay_source_from_args
+        try:
+            source = replay_source_from_args(args)  # a bad file is said before any window opens
+        except ReplayError as exc:
+            log.error("%s", exc)
+            return 2
     from . import settings as settings_mod
     from .gui.app import make_app
     from .gui.assemble import attach_spectra, build_window

@@ -32,6 +32,9 @@ class Source(abc.ABC):
 
     #: short kind name, e.g. "pva", "zmq"
     kind = "source"
+    #: True when ``error`` is final, like ``finished``: the source will deliver nothing
+    #: more (a user's iterator that raised); False when it may recover (a PV that returns)
+    ends_on_error = False
 
     def __init__(self, name: str):
         self.name = name
