@@ -124,3 +124,15 @@ def test_the_public_names_are_exported():
     for name in pystream.__all__:
         assert getattr(pystream, name) is not None
     assert pystream.__version__
+
+
+def test_a_one_dimensional_frame_is_counted_not_shown_and_the_display_goes_on():
+    shown = []
+    with pystream.Session() as session:
+        session.add_display_listener(shown.append)
+        session.connect(ListSource([np.linspace(0, 1, 100), np.zeros((4, 5), np.uint16)],
+                                   period=0.05))
+        assert wait_for(lambda: shown)
+        stats = session.stats()
+    assert stats["not_shown"] == 1 and shown[-1].image.shape == (4, 5)
+    assert any("1-D" in notice for notice in stats["notices"])

@@ -308,6 +308,13 @@ class DisplayWorker(threading.Thread):
         if decoded.notice and self.counters.notice(decoded.notice):
             log.warning("%s", decoded.notice)
         arr, meta = self.run_processors(decoded.array, frame.metadata(), frame.uid)
+        if np.ndim(arr) < 2:  # a spectrum or a scalar: recorded and counted, not an image
+            self.counters.add("not_shown")
+            if self.counters.notice(f"{np.ndim(arr)}-D frames are received and recorded, "
+                                    "not shown as images"):
+                log.warning("frame %s has shape %s: not shown as an image", frame.uid,
+                            np.shape(arr))
+            return None
         bin_ = self.display_bin if self.display_bin > 0 else auto_bin(arr.shape, self.target_size)
         image = to_display(arr, bin_)
         levels = self._steady(compute_levels(image, self.level_percentiles))

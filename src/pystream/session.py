@@ -133,7 +133,9 @@ class Session:
         self.close()
 
     def _on_state(self, state: str, message: str) -> None:
-        if state in END_STATES:
+        # an error ends a finite source (a user's iterator that raised); a
+        # network source in error may still recover
+        if state in END_STATES or (state == "error" and getattr(self.source, "ends_on_error", False)):
             self._ended.set()
 
     @property

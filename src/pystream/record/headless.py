@@ -209,7 +209,7 @@ def run_recording(source, out_dir: str, fmt: str = "tiff", frames: Optional[int]
                 if seconds is not None and elapsed >= seconds:
                     stop_reason = f"{seconds:g} s"
                     break
-                if source_state["state"] in ("finished", "stopped"):
+                if source_state["state"] in ("finished", "stopped") or session.ended:
                     stop_reason = f"source {source_state['state']}"
                     break
                 if stop_event is not None and stop_event.is_set():
