@@ -136,3 +136,29 @@ def test_a_one_dimensional_frame_is_counted_not_shown_and_the_display_goes_on():
         stats = session.stats()
     assert stats["not_shown"] == 1 and shown[-1].image.shape == (4, 5)
     assert any("1-D" in notice for notice in stats["notices"])
+
+
+SHOW_PROGRAM = '''
+import sys, numpy as np, pystream
+frames = (np.full((32, 48), i, np.uint16) for i in range(20))
+code = pystream.show(pystream.IterSource(frames, fps=50), offscreen=True, stats_json=sys.argv[1],
+                     colormap="viridis")
+print("exit", code)
+'''
+
+
+def test_show_opens_the_window_on_a_source_and_returns_when_it_ends_offscreen(tmp_path, home):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    stats_path = tmp_path / "stats.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-c", SHOW_PROGRAM, str(stats_path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["exit", "0"]
+    stats = json.loads(stats_path.read_text())
+    assert stats["state"] == "finished" and stats["received"] == 20
+    assert 1 <= stats["displayed"] <= 20 and stats["source"].startswith("iter://")

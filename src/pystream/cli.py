@@ -452,8 +452,17 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
 
     # Ctrl-C / SIGTERM / SIGHUP quit cleanly; the timer lets Python run signal handlers
     StopSignals(lambda _name: app.quit()).install()
+    offscreen = app.platformName() in ("offscreen", "minimal")
+
+    def on_tick() -> None:
+        # with no window on screen, a stream that has ended (a replay, a
+        # user's iterator) leaves nothing to watch: stop, as a headless run does
+        if offscreen and window.session.stats().get("state") == "finished":
+            log.info("the stream finished: stopping (no window on screen)")
+            app.quit()
+
     tick = QtCore.QTimer()
-    tick.timeout.connect(lambda: None)
+    tick.timeout.connect(on_tick)
     tick.start(200)
     if args.exit_after is not None:
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), app.quit)
