@@ -24,14 +24,20 @@ def run_pystream(args, home, timeout=90, env_extra=None, drop=()):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_until(args, home, stats, condition, timeout=60):
+def run_until(args, home, stats, condition, timeout=60, env_changes=None):
     """Run ``pystream ARGS --stats-json STATS`` until ``condition(stats)`` holds
     (polling the file, written every second), then stop it as a user would
     (SIGTERM). Returns (exit code, stderr, final stats). A loaded machine only
-    makes it take longer; a fixed --exit-after would make it fail."""
+    makes it take longer; a fixed --exit-after would make it fail.
+    ``env_changes``: variables to set (a value of None removes one)."""
     import signal
     import time
     env = user_env(home)
+    for name, value in (env_changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     proc = subprocess.Popen([sys.executable, "-m", "pystream.cli", *args, "--stats-json", str(stats),
                              "--exit-after", str(timeout + 30)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

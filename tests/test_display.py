@@ -7,6 +7,8 @@ from pystream.flow import Counters, LatestFrameSlot
 from pystream.imaging import ImageCorrections
 from pystream.pipeline.processors import DarkSubtract, FlatField
 
+from .session_helpers import wait_for
+
 RNG = np.random.default_rng(3)
 FLAT = RNG.uniform(0.5, 2.0, (40, 60)).astype(np.float32)
 FLAT[3, 4] = 0  # a dead pixel: masked, never inf
@@ -39,17 +41,6 @@ class Doubler:
     def __call__(self, arr, meta):
         assert isinstance(arr, np.ndarray)
         return arr * 2, meta
-
-
-def wait_for(condition, timeout=30.0):
-    """Poll until ``condition()`` or ``timeout`` seconds (generous: a loaded machine is slow)."""
-    import time
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def worker_with(*processors):

@@ -1,42 +1,16 @@
 """The real window on a real X server (Xvfb), not only offscreen; the X libraries Qt's xcb needs."""
-import json
-import signal
-import subprocess
-import sys
-import time
 
 from pystream.gui.app import XCB_LIBRARIES, missing_xcb_packages
 
-from ..test_cli import user_env
+from ..test_cli import run_until
 
 
 def test_the_viewer_opens_a_real_window_under_xvfb(home, pv_name, x_display):
-    stats = home / "stats.json"
-    env = user_env(home)
-    env.pop("QT_QPA_PLATFORM")  # Qt picks its platform from DISPLAY, as on a desktop
-    env["DISPLAY"] = x_display
-    proc = subprocess.Popen([sys.executable, "-m", "pystream.cli", "demo", "--size", "256x256",
-                             "--pv", pv_name, "--stats-json", str(stats), "--exit-after", "120"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    data = {}
-    try:
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                data = json.loads(stats.read_text())
-                if data["displayed"] > 3:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass  # not written yet
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert proc.returncode == 0, err
-    data = json.loads(stats.read_text())
+    # Qt picks its platform from DISPLAY, as on a desktop
+    code, err, data = run_until(["demo", "--size", "256x256", "--pv", pv_name], home,
+                                home / "stats.json", lambda s: s["displayed"] > 3,
+                                env_changes={"QT_QPA_PLATFORM": None, "DISPLAY": x_display})
+    assert code == 0, err
     assert data["qt_platform"] == "xcb"
     assert data["displayed"] > 3
     assert "running offscreen" not in err and "Could not load the Qt platform plugin" not in err
