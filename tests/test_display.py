@@ -221,3 +221,44 @@ def test_analyses_run_after_the_frame_is_handed_over_and_fill_it():
     finally:
         worker.stop()
         worker.join(2)
+
+
+def test_an_error_leaves_last_error_once_its_cause_is_gone():
+    from pystream.frame import Frame, FrameRejected
+
+    class Flaky:
+        active = True
+        fail = True
+
+        def __call__(self, arr, meta):
+            if Flaky.fail:
+                raise RuntimeError("reference shape (512, 512)")
+            return arr, meta
+
+    counters = Counters()
+    worker = DisplayWorker(LatestFrameSlot(), counters, lambda d: None, processors=[Flaky()])
+    good = Frame.from_array(np.zeros((4, 4), np.uint16), uid=1, source="t")
+    assert worker.prepare(good) is not None
+    assert "reference shape" in counters.snapshot()["last_error"]
+    Flaky.fail = False
+    worker.prepare(good)
+    assert counters.snapshot()["last_error"] == "" and counters.get("process_errors") == 1
+
+    def broken(payload):
+        raise FrameRejected("size_mismatch", "1000 bytes for 16 pixels")
+
+    assert worker.prepare(Frame(b"x", uid=2, source="t", decode=broken)) is None
+    assert counters.snapshot()["last_error"].startswith("size_mismatch")
+    worker.prepare(good)
+    snap = counters.snapshot()
+    assert snap["last_error"] == "" and snap["rejected"] == 1  # the count stays
+
+
+def test_a_connection_error_clears_when_the_connection_is_back():
+    from pystream.flow import FrameRouter
+    counters = Counters()
+    router = FrameRouter(counters)
+    router.on_state("disconnected", "server went away")
+    assert counters.snapshot()["last_error"] == "server went away"
+    router.on_state("connected")
+    assert counters.snapshot()["last_error"] == ""

@@ -176,6 +176,7 @@ class DisplayWorker(threading.Thread):
         self._halt = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
+        self._errors: Dict[str, str] = {}  # what this worker said in last_error, by cause
         self.handled = 0  # frames taken from the slot and dealt with (see ``idle``)
         self._next_slot = 0.0  # earliest time of the next delivery under --max-fps
         self._levels: Optional[Tuple[float, float]] = None  # the last levels handed over
@@ -290,9 +291,12 @@ class DisplayWorker(threading.Thread):
                     if deferred:  # this step needs the whole corrected frame
                         arr, deferred = np.asarray(PixelwiseDeferred(arr, deferred)), []
                     arr, meta = process(arr, meta)
+                if name in self._errors:  # it works again: its error is no longer true
+                    self.counters.clear_error(self._errors.pop(name))
             except Exception as exc:  # bypassed for this frame, counted, shown
                 self.counters.add("process_errors")
-                self.counters.error(f"{name}: {exc}")
+                self._errors[name] = f"{name}: {exc}"
+                self.counters.error(self._errors[name])
                 log.warning("processing step %s failed on frame %s: %s", name, uid, exc)
         return (PixelwiseDeferred(arr, deferred) if deferred else arr), meta
 
@@ -302,8 +306,11 @@ class DisplayWorker(threading.Thread):
             decoded = frame.decode()
         except FrameRejected as exc:
             self.counters.reject(exc.reason, exc.message)
+            self._errors["decode"] = self.counters.last_error  # until a frame decodes again
             log.warning("frame %s rejected: %s", frame.uid, exc.message)
             return None
+        if "decode" in self._errors:  # counted in rejected; no longer the current error
+            self.counters.clear_error(self._errors.pop("decode"))
         self.counters.add("decoded")
         if decoded.notice and self.counters.notice(decoded.notice):
             log.warning("%s", decoded.notice)

@@ -344,6 +344,7 @@ class FrameRouter:
         self.uids = UidTracker()
         self._taps: List[Callable[[Frame], None]] = []
         self._state_listeners: List[Callable[[str, str], None]] = []
+        self._state_error = ""  # the last error a state change reported
 
     def reset(self) -> None:
         """A new source: its uid sequence has nothing to do with the last one's."""
@@ -373,6 +374,10 @@ class FrameRouter:
         self.counters.set_state(state)
         if message and state in ("error", "disconnected"):
             self.counters.error(message)
+            self._state_error = message
+        elif state == "connected" and self._state_error:  # the connection is back
+            self.counters.clear_error(self._state_error)
+            self._state_error = ""
         for listener in self._state_listeners:
             listener(state, message)
 
