@@ -436,10 +436,12 @@ def build_ntndarray(
     nt["dimension"] = [pva.PvDimension(int(d), 0, int(d), 1, False) for d in dims]
     nt["uniqueId"] = int(uid)
     if isinstance(timestamp, tuple):  # (seconds, nanoseconds) carried over exactly
-        nt["dataTimeStamp"] = pva.PvTimeStamp(int(timestamp[0]), int(timestamp[1]))
+        sec, nsec = int(timestamp[0]), int(timestamp[1])
     else:
         t = time.time() if timestamp is None else timestamp
-        nt["dataTimeStamp"] = pva.PvTimeStamp(int(t), int(round((t % 1) * 1e9)) % 1_000_000_000)
+        sec, nsec = int(t), int(round((t % 1) * 1e9)) % 1_000_000_000
+    nt["dataTimeStamp"] = pva.PvTimeStamp(sec, nsec)
+    nt["timeStamp"] = pva.PvTimeStamp(sec, nsec)  # as NDPluginPva: the record's own time changes too
     attrs = []
     if include_color_mode:
         attrs.append(pva.NtAttribute("ColorMode", pva.PvInt(COLOR_MODE_CODES[color_mode.lower()])))
