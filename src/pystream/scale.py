@@ -364,6 +364,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _byte_size(text: str) -> int:
+    from .record import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def plan_from_args(args: argparse.Namespace) -> ScalePlan:
     from .sources.ntndarray import check_codec
     return ScalePlan(input=args.input, output=args.output, proc_config=args.proc_config,
@@ -487,7 +495,7 @@ def add_scale_viewer_options(parser: argparse.ArgumentParser) -> None:
                         "c2dataviewer, another pystream can subscribe)")
     g.add_argument("--publish-displayed", action="store_true",
                    help="with --publish: only the frames shown, not every received frame")
-    g.add_argument("--publish-buffer", default="256MiB", metavar="SIZE",
+    g.add_argument("--publish-buffer", default="256MiB", metavar="SIZE", type=_byte_size,
                    help="memory for frames waiting to be processed and published; beyond it "
                         "frames are dropped and counted in publish_drops (default: 256MiB)")
 

@@ -152,8 +152,7 @@ def attach_publisher(window, args) -> Optional[FramePublisher]:
     if not name:
         return None
     from ..record import parse_size
-    max_bytes = parse_size(args.publish_buffer) if isinstance(args.publish_buffer, str) \
-        else int(args.publish_buffer)
+    max_bytes = parse_size(args.publish_buffer)
     session = window.session
     pipeline = getattr(window, "pipeline", None)
     if args.publish_displayed:
