@@ -1,4 +1,5 @@
 """``--publish``: the frames the viewer processes, served as an NTNDArray PV."""
+import sys
 from argparse import Namespace
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ from pystream.session import Session
 from pystream.sources.pva import PvaSource
 
 from .pva_helpers import subscribe
-from .scale_helpers import Monitor, wait_until
+from .scale_helpers import Monitor, stop, wait_until
 
 pytestmark = pytest.mark.pva
 
@@ -118,6 +119,40 @@ def test_with_publish_displayed_the_displayed_frames_are_published(publisher, pv
             monitor.stop()
         session.close()
         republisher.stop()
-    uid, image, _ = monitor.items[-1]
+    _, image, _ = monitor.items[-1]
     np.testing.assert_array_equal(image, Invert().apply(images[2]))
     assert "published" in session.stats() and "publish_drops" in session.stats()
+
+
+def test_the_viewer_publishes_with_the_publish_option(publisher, pv_name, tmp_path, home):
+    """``pystream --pv IN --publish OUT`` (offscreen window): the real wiring."""
+    import json
+
+    from .scale_helpers import start
+
+    config = tmp_path / "invert.json"
+    config.write_text(json.dumps({"processors": [
+        {"name": "Invert", "module": "pystream.pipeline.processors", "class": "Invert"}]}))
+    out = pv_name + ":viewer"
+    stats = tmp_path / "stats.json"
+    images = frames(4)
+    publisher.publish(images[1], uid=1)  # frame uid goes with images[uid % 4]
+    viewer_process = start([sys.executable, "-m", "pystream.cli", "--pv", pv_name, "--offscreen",
+                            "--proc-config", str(config), "--publish", out, "--exit-after", "60",
+                            "--stats-json", str(stats)], tmp_path / "viewer.log")
+    monitor = Monitor(out)
+    try:
+        assert monitor.wait_for(lambda items: len(items) >= 1, 60), (
+            (tmp_path / "viewer.log").read_text())
+        uid = 1
+        while not monitor.wait_for(lambda items: items[-1][0] >= 4, 0.5) and uid < 1000:
+            uid += 1  # keep the stream going until the republished PV has caught up
+            publisher.publish(images[uid % 4], uid=uid)
+        assert monitor.uids[-1] >= 4
+    finally:
+        monitor.stop()
+        stop(viewer_process)
+    for uid, image, _ in monitor.items:
+        np.testing.assert_array_equal(image, Invert().apply(images[uid % 4]))
+    written = json.loads(stats.read_text())
+    assert written["published"] >= len(monitor.items) and written["publish_drops"] == 0

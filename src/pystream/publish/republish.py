@@ -163,6 +163,6 @@ def attach_publisher(window, args) -> Optional[FramePublisher]:
         publisher = FramePublisher(name, process=process, max_bytes=max_bytes)
         session.add_tap(publisher.tap)
     window.add_stats_provider(publisher.stats)
-    log.info("publishing %s frames as the NTNDArray PV %s",
-             "displayed" if args.publish_displayed else "every processed", name)
+    log.info("publishing %s as the NTNDArray PV %s",
+             "the displayed frames" if args.publish_displayed else "every processed frame", name)
     return publisher
