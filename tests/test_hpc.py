@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from pystream.pipeline import Invert
 from pystream.scale import ScaleStatus
 
 from .scale_helpers import (INVERT, STAMP, Monitor, SimFrames, fail_every, published_count,
@@ -109,3 +110,63 @@ def test_a_step_that_raises_is_bypassed_or_dropped_and_counted(tmp_path, pv_name
         assert by_consumer["dropped"] >= 5
     assert by_consumer["step_errors"] >= 5
     assert "broken on purpose" in by_consumer["last_error"]
+
+
+# ---------------------------------------------------------------- the processor in this process
+
+def _processor(tmp_path, steps, **args):
+    from pystream.hpc import PipelineProcessor
+    config = write_config(tmp_path, steps)
+    return PipelineProcessor({"config": str(config), "processorId": 3, **args})
+
+
+@pytest.mark.parametrize("dtype,color_mode,codec", [
+    ("uint8", "mono", ""), ("int16", "mono", "lz4"), ("uint32", "mono", "zlib"),
+    ("float32", "mono", ""), ("uint16", "rgb2", ""), ("uint8", "rgb1", "bslz4")])
+def test_the_processor_decodes_every_layout_and_publishes_the_result(tmp_path, dtype, color_mode,
+                                                                     codec):
+    from pystream.sources.ntndarray import build_ntndarray, decode_ntndarray
+    processor = _processor(tmp_path, [INVERT, STAMP])
+    rng = np.random.default_rng(1)
+    shape = (12, 16, 3) if color_mode != "mono" else (12, 16)
+    image = (rng.random(shape) * 200).astype(dtype)
+    nt_in = build_ntndarray(image, uid=42, codec=codec, color_mode=color_mode,
+                            timestamp=(1700000000, 123456789), attributes={"Gain": 2.5})
+    nt_out = processor.process(nt_in)
+    out = decode_ntndarray(nt_out)
+    expected = Invert().apply(image)
+    np.testing.assert_array_equal(out.array, expected)
+    assert out.array.dtype == image.dtype
+    assert nt_out["uniqueId"] == 42
+    assert (nt_out["dataTimeStamp"]["secondsPastEpoch"], nt_out["dataTimeStamp"]["nanoseconds"]) \
+        == (1700000000, 123456789)
+    assert out.attributes["Gain"] == 2.5 and out.attributes["ConsumerId"] == 3
+    stats = processor.getStats()
+    assert stats["framesProcessed"] == 1 and stats["stepErrors"] == 0
+
+
+def test_the_processors_statistics_fit_its_status_structure(tmp_path):
+    import pvaccess as pva
+
+    from pystream.sources.ntndarray import build_ntndarray
+    processor = _processor(tmp_path, [fail_every(2), INVERT], on_error="drop")
+    for uid in range(1, 5):
+        processor.process(build_ntndarray(np.zeros((4, 4), np.uint16), uid=uid))
+    bad = build_ntndarray(np.zeros((4, 4), np.uint16), uid=5)
+    bad["dimension"] = [pva.PvDimension(9, 0, 9, 1, False), pva.PvDimension(9, 0, 9, 1, False)]
+    assert processor.process(bad) is None  # rejected, counted, not raised
+    stats = processor.getStats()
+    assert set(stats) == set(processor.getStatsPvaTypes())
+    pva.PvObject({"userStats": processor.getStatsPvaTypes()}, {"userStats": stats})  # fits
+    assert (stats["framesProcessed"], stats["framesDropped"], stats["framesRejected"]) == (2, 2, 1)
+    assert stats["errors_Fail"] == 2 and stats["stepErrors"] == 2
+    assert "size_mismatch" in stats["lastError"]
+    processor.resetStats()
+    assert processor.getStats()["stepErrors"] == 0 and processor.getStats()["framesDropped"] == 0
+
+
+def test_bad_processor_arguments_are_refused_with_the_choices(tmp_path):
+    with pytest.raises(ValueError, match="pass, drop"):
+        _processor(tmp_path, [INVERT], on_error="ignore")
+    with pytest.raises(ValueError, match="unknown codec"):
+        _processor(tmp_path, [INVERT], codec="gzip")

@@ -147,7 +147,7 @@ class PipelineProcessor(UserDataProcessor):
         return pva.NtNdArray()
 
     def resetStats(self) -> None:
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             self.counts = {key: 0 for key in ("framesProcessed", "framesPassedWithErrors",
                                               "framesDropped", "framesRejected", "publishErrors")}
             self.ms_per_frame: Optional[float] = None
