@@ -38,13 +38,15 @@ def test_two_consumers_and_the_collector_deliver_every_frame_once_in_order(tmp_p
             f"collector output: {monitor.uids[-20:]}\n" + (tmp_path / "scale.log").read_text())
         start_uid = monitor.uids[-1]
         assert monitor.wait_for(lambda items: items[-1][0] >= start_uid + 40, 60)
+        sim_status = stop(sim)
+        assert sim_status == 0, (tmp_path / "sim.log").read_text()
+        last = published_count(tmp_path / "sim.log")
+        assert last is not None, (tmp_path / "sim.log").read_text()
+        assert monitor.wait_for(lambda items: items[-1][0] >= last, 30), (monitor.uids[-10:], last)
     finally:
-        assert stop(sim) == 0
-    last = published_count(tmp_path / "sim.log")
-    assert last is not None, (tmp_path / "sim.log").read_text()
-    assert monitor.wait_for(lambda items: items[-1][0] >= last, 30), (monitor.uids[-10:], last)
-    monitor.stop()
-    stop(scale)
+        monitor.stop()
+        stop(sim)
+        stop(scale)
 
     uids = monitor.uids
     window = uids[uids.index(start_uid):]

@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import sys
 
 import pytest
 
@@ -64,3 +65,21 @@ def test_sigterm_stops_every_child_and_a_dead_child_is_reported(tmp_path, pv_nam
     assert "stopping 3 process(es) (SIGTERM)" in text
     assert wait_until(lambda: not any(alive(pid) for pid in pids.values()), 30), (
         {name: alive(pid) for name, pid in pids.items()})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_do_not_outlive_a_killed_scale_command(tmp_path, pv_name):
+    """SIGKILL leaves pystream scale no time to stop them: the kernel does it."""
+    log = tmp_path / "scale.log"
+    scale = start_scale(["--input", pv_name, "--output", pv_name + ":out", "--consumers", "1",
+                         "--collector", "--log-dir", str(tmp_path / "logs")], log)
+    try:
+        assert wait_until(lambda: len(started_pids(log.read_text())) == 2, 60), log.read_text()
+        pids = started_pids(log.read_text())
+        scale.send_signal(signal.SIGKILL)
+        scale.wait(30)
+        assert wait_until(lambda: not any(alive(pid) for pid in pids.values()), 30), (
+            {name: alive(pid) for name, pid in pids.items()})
+    finally:
+        if scale.poll() is None:
+            os.killpg(scale.pid, signal.SIGKILL)

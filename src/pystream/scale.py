@@ -251,6 +251,15 @@ class ScaleStatus:
 
 # ---------------------------------------------------------------- children
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when ``pystream scale`` dies,
+    even by SIGKILL, which leaves it no time to stop its children itself."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Child:
     """One started process, in its own process group (a signal to the group reaches
     the multiprocessing workers pvapy may start too)."""
@@ -262,7 +271,7 @@ class Child:
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         self.reported = False
 
     @property
@@ -442,11 +451,11 @@ def run_scale(args: argparse.Namespace, out=None) -> int:
             if deadline is not None and time.monotonic() >= deadline:
                 break
     finally:
-        status.stop()
         if children:
             print(f"pystream scale: stopping {len(children)} process(es)"
                   + (f" ({signals.received})" if signals.received else ""), file=out, flush=True)
-        stop_children(children)
+        stop_children(children)  # first: nothing below may keep them alive
+        status.stop()
         signals.restore()
     print(f"pystream scale: stopped. {status.summary()}", file=out, flush=True)
     return code
