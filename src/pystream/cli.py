@@ -17,7 +17,7 @@ from .signals import StopRequest, StopSignals
 
 log = logging.getLogger("pystream")
 
-SUBCOMMANDS = ("demo", "sim", "record")
+SUBCOMMANDS = ("demo", "sim", "record", "scale")
 
 EPILOG = """\
 subcommands:
@@ -28,6 +28,9 @@ subcommands:
   pystream sim zmq [options]  publish synthetic OVRO-style spectra over ZMQ
   pystream record --pv PV --out DIR [--format tiff|tiff-stack|hdf5] [--frames N | --seconds S]
                               record with no window (see: pystream record --help)
+  pystream scale --input PV --output OUT --proc-config CFG --consumers N [--collector]
+                              the pipeline on N processes with pvapy's streaming
+                              framework (see: pystream scale --help)
 
 examples:
   pystream --pv 13SIM1:Pva1:Image
@@ -219,6 +222,8 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     g.add_argument("--log-file", metavar="PATH", help="also write the log to PATH")
+    from .scale import add_scale_viewer_options
+    add_scale_viewer_options(parser)  # --publish, --scale-status
     g = parser.add_argument_group("StreamReceiver's flags (scripts written for it run unchanged)")
     g.add_argument("--start-webshow", action="store_true",
                    help="the live web view (an alias of --web, where this version has it)")
@@ -424,6 +429,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     record_panel = window.record_panel
     endpoint = zmq_endpoint(args)
     stop_spectra = attach_spectra(window, args, endpoint) if endpoint else None
+    from .scale import attach_scale_out
+    stop_scale_out = attach_scale_out(window, args)  # --publish, --scale-status
     window.restore_layout(settings)  # geometry, docks, image/spectra split of the last run
     window.show()
 
@@ -476,6 +483,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     if stop_spectra is not None:
         stop_spectra()  # like the image source: the final numbers say "stopped"
     record_panel.shutdown()  # write what is queued, close the files
+    stop_scale_out()
     if window.snapshots is not None:
         window.snapshots.stop()
     if stats_writer is not None:
@@ -603,6 +611,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_sim_parser().parse_args(argv[1:])
         setup_logging(args.log_level)
         return run_sim(args)
+    if command == "scale":
+        from .scale import main as scale_main
+        return scale_main(argv[1:])
     if command == "record":
         args = build_record_parser().parse_args(argv[1:])
         setup_logging(args.log_level)

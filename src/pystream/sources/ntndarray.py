@@ -15,7 +15,7 @@ import math
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -386,7 +386,7 @@ def build_ntndarray(
     uid: int,
     codec: str = "",
     color_mode: str = "mono",
-    timestamp: Optional[float] = None,
+    timestamp: Union[None, float, Tuple[int, int]] = None,
     attributes: Optional[Dict[str, Any]] = None,
     codec_param: str = "int",
     jpeg_quality: int = 90,
@@ -395,7 +395,8 @@ def build_ntndarray(
     """numpy image (ny, nx) or (ny, nx, 3) → ``pvaccess.NtNdArray`` as areaDetector sends it.
 
     ``codec_param`` chooses how ``codec.parameters`` is encoded: ``int``
-    (NDPluginPva), ``long`` or ``struct`` (PVXS variants).
+    (NDPluginPva), ``long`` or ``struct`` (PVXS variants). ``timestamp``:
+    POSIX seconds, or ``(secondsPastEpoch, nanoseconds)`` to copy one exactly.
     """
     import time
 
@@ -434,8 +435,13 @@ def build_ntndarray(
     nt["uncompressedSize"] = size
     nt["dimension"] = [pva.PvDimension(int(d), 0, int(d), 1, False) for d in dims]
     nt["uniqueId"] = int(uid)
-    t = time.time() if timestamp is None else timestamp
-    nt["dataTimeStamp"] = pva.PvTimeStamp(int(t), int(round((t % 1) * 1e9)) % 1_000_000_000)
+    if isinstance(timestamp, tuple):  # (seconds, nanoseconds) carried over exactly
+        sec, nsec = int(timestamp[0]), int(timestamp[1])
+    else:
+        t = time.time() if timestamp is None else timestamp
+        sec, nsec = int(t), int(round((t % 1) * 1e9)) % 1_000_000_000
+    nt["dataTimeStamp"] = pva.PvTimeStamp(sec, nsec)
+    nt["timeStamp"] = pva.PvTimeStamp(sec, nsec)  # as NDPluginPva: the record's own time changes too
     attrs = []
     if include_color_mode:
         attrs.append(pva.NtAttribute("ColorMode", pva.PvInt(COLOR_MODE_CODES[color_mode.lower()])))
@@ -449,3 +455,53 @@ def build_ntndarray(
         attrs.append(pva.NtAttribute(key, pv_value))
     nt["attribute"] = attrs
     return nt
+
+
+# ---------------------------------------------------------------- processed frames
+
+def _attribute_value(value: Any) -> Any:
+    """A plugin's attribute value as ``build_ntndarray`` takes it (None: leave it out)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def result_ntndarray(image: np.ndarray, *, uid: int, timestamp=None,
+                     attributes: Optional[Dict[str, Any]] = None, codec: str = ""):
+    """A pipeline's result → NTNDArray, for republishing processed frames.
+
+    The result's own dtype and shape go on the wire: (ny, nx) as Mono,
+    (ny, nx, 3) as RGB1; an alpha plane (ny, nx, 4) is left out (NTNDArray
+    has no RGBA mode); float16, which has no union member, becomes float32.
+    ``attributes`` (the input's, plus what plugins added) are carried over;
+    ColorMode is set from the result, not copied.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.dtype == np.float16:
+        image = image.astype(np.float32)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        color_mode = "rgb1"
+    elif image.ndim == 2:
+        color_mode = "mono"
+    else:
+        raise ValueError(f"a result of shape {image.shape} is not an image")
+    attrs = {}
+    for name, value in (attributes or {}).items():
+        value = _attribute_value(value)
+        if name != "ColorMode" and value is not None:
+            attrs[str(name)] = value
+    return build_ntndarray(image, uid=uid, codec=codec, color_mode=color_mode,
+                           timestamp=timestamp, attributes=attrs)
+
+
+def timestamp_of(pv) -> Optional[Tuple[int, int]]:
+    """``dataTimeStamp`` of a PvObject or ``NtndSnapshot`` as (seconds, nanoseconds)."""
+    ts = pv.timestamp if isinstance(pv, NtndSnapshot) else pv["dataTimeStamp"]
+    try:
+        return int(ts["secondsPastEpoch"]), int(ts["nanoseconds"])
+    except (KeyError, TypeError):
+        return None
