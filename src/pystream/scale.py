@@ -496,7 +496,7 @@ def add_scale_viewer_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scale-status", metavar="OUT", default=None,
                    help="read the status channels OUT:<id>:status of the consumers that "
                         "`pystream scale --output OUT` started: their processed fps and errors "
-                        "go into --stats-json (scale_*)")
+                        "go into the status bar and --stats-json (scale_*)")
     g.add_argument("--scale-consumers", type=_positive_int, default=None, metavar="N",
                    help="with --scale-status: consumer ids 1..N (default: 4)")
     g.add_argument("--publish", metavar="NAME", default=None,

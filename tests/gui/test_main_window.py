@@ -45,13 +45,16 @@ def test_status_bar_counters_move_and_bad_frames_are_shown(window, publisher, qt
     bad["uncompressedSize"] = 7  # a lie about the size
     publisher.publish_object(bad)
     qtbot.waitUntil(lambda: window.stats()["rejected"] == 1, timeout=10000)
+    window.refresh_status()
+    assert "decompressed_size" in window.status_label.text()  # why, while it is the news
     displayed = window.stats()["displayed"]
     publisher.publish(image + 1, uid=51)  # the stream goes on
     qtbot.waitUntil(lambda: window.stats()["displayed"] > displayed, timeout=10000)
     assert window.current.uid == 51
     window.refresh_status()
     text = window.status_label.text()
-    assert "rejected 1" in text and "decompressed_size" in text and "received 3" in text
+    # the count stays; the error leaves once frames decode again
+    assert "rejected 1" in text and "decompressed_size" not in text and "received 3" in text
     assert window.stats()["rejected_by_reason"] == {"decompressed_size": 1}
 
 
@@ -122,3 +125,11 @@ def test_status_line_tells_recording_drops_rejections_and_errors():
     line = format_status({"recording": False, "record_state": "error", "record_error": "disk full"})
     assert "rec error: disk full" in line
     assert "rec " not in format_status({"recording": False, "record_state": "finished"})
+
+
+def test_status_line_shows_the_scale_out_consumers():
+    from pystream.gui.main_window import format_status
+    line = format_status({"state": "connected", "scale_consumers": 4, "scale_consumers_reporting": 3,
+                          "scale_processed_fps": 96.9, "scale_step_errors": 2})
+    assert "scale 96.9 fps (3/4 consumers, 2 errors)" in line
+    assert "scale" not in format_status({"state": "connected"})

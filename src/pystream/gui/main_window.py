@@ -52,6 +52,10 @@ def format_status(s: Dict[str, Any]) -> str:
                      + (f", {rejected} rejected)" if rejected else ")"))
     elif s.get("record_state") == "error" and s.get("record_error"):
         parts.append(f"rec error: {s['record_error']}")
+    if s.get("scale_consumers"):  # --scale-status: the consumers' own status channels
+        parts.append(f"scale {s.get('scale_processed_fps', 0):.1f} fps "
+                     f"({s.get('scale_consumers_reporting', 0)}/{s['scale_consumers']} consumers, "
+                     f"{s.get('scale_step_errors', 0)} errors)")
     if s.get("last_error"):
         parts.append(f"error: {s['last_error']}")
     return "  |  ".join(parts)
