@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from typing import Optional, Tuple
 
 DEFAULT_HOST = "127.0.0.1"
@@ -21,8 +22,13 @@ def parse_address(text: str) -> Tuple[str, int]:
     elif text.count(":") == 1:
         host, port = text.split(":")
         host = host or DEFAULT_HOST
+    elif ":" in text:  # a bare IPv6 address
+        try:
+            host = str(ipaddress.ip_address(text))
+        except ValueError:
+            port = ""
     elif text:
-        host = text  # a host name, or a bare IPv6 address
+        host = text  # a host name
     try:
         number = int(port)
     except ValueError:
