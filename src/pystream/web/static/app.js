@@ -416,6 +416,7 @@ function drawWaterfall() {
   const ctx = canvas.getContext("2d");
   const out = ctx.createImageData(nFreq, state.wfHeight);
   const dst = out.data;
+  for (let o = 3; o < dst.length; o += 4) dst[o] = 255;  // rows not yet received: black
   const table = state.colormaps[state.colormap] || state.colormaps.gray;
   const [lo, hi] = s.meta.levels;
   const scale = 255 / (hi - lo || 1);
