@@ -15,7 +15,7 @@ CHROMIUM = os.environ.get("PYSTREAM_CHROMIUM") or shutil.which("chromium") or "/
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 
-pytestmark = pytest.mark.pva
+pytestmark = [pytest.mark.pva, pytest.mark.web]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

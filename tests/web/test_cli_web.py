@@ -14,7 +14,7 @@ from pystream.web.options import parse_address
 from .conftest import next_frame, run, wait_type
 from .helpers import Pystream
 
-pytestmark = pytest.mark.pva
+pytestmark = [pytest.mark.pva, pytest.mark.web]
 
 
 def test_web_options_parse_like_the_help_says():

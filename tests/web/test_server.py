@@ -20,7 +20,7 @@ from pystream.web.encode import to_uint8
 
 from .conftest import gradient, next_frame, receive, run, wait_type
 
-pytestmark = pytest.mark.pva
+pytestmark = [pytest.mark.pva, pytest.mark.web]
 
 
 def ws_url(view, token=None):

@@ -34,7 +34,7 @@ CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 def _integer_lut(levels: Tuple[float, float], size: int) -> np.ndarray:
     lo, hi = levels
     values = np.arange(size, dtype=np.float64)
-    return np.rint(np.clip((values - lo) * (255.0 / (hi - lo)), 0.0, 255.0)).astype(np.uint8)
+    return np.rint(np.clip((values - lo) * 255.0 / (hi - lo), 0.0, 255.0)).astype(np.uint8)
 
 
 def to_uint8(image: np.ndarray, levels: Tuple[float, float]) -> np.ndarray:
