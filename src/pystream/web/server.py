@@ -171,6 +171,8 @@ class WebView:
         self._clients_peak = 0
         self._t0 = time.monotonic()
         self._colormaps: Optional[Dict[str, list]] = None
+        self._encode_errors = 0
+        self._spectrum_levels: Optional[Tuple[float, float]] = None
 
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wake: Optional[asyncio.Event] = None
@@ -237,10 +239,6 @@ class WebView:
         thread.join(timeout=10)
         self._encoder.shutdown(wait=False)
 
-    def request_stop_announced(self) -> None:
-        """For the app: say on every page that the stream has ended."""
-        self._call_soon(self._broadcast_text, protocol.status("complete", "the stream has ended"))
-
     def stats(self) -> Dict[str, Any]:
         clients = [c.summary() for c in list(self._clients.values())]
         skips = self._skips_gone + sum(c["skips"] for c in clients)
@@ -253,6 +251,7 @@ class WebView:
             "frames_offered": self._display_seq,
             "frames_encoded": encoded,
             "encode_ms_mean": round(1000.0 * self._encode_s / encoded, 2) if encoded else None,
+            "encode_errors": self._encode_errors,
             "frames_sent": self._frames_sent,
             "bytes_sent": self._bytes_sent,
             "skips": skips,
@@ -270,11 +269,6 @@ class WebView:
         return len(self._clients)
 
     # ------------------------------------------------------------ the web thread
-    def _call_soon(self, fn: Callable, *args) -> None:
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(fn, *args)
-
     def _wake_up(self) -> None:
         self._wake_pending = False
         if self._wake is not None:
@@ -325,8 +319,10 @@ class WebView:
         for client in list(self._clients.values()):
             client.send(protocol.dumps(protocol.status("complete", message)))
         await asyncio.sleep(0.05)  # let the senders write it
-        for client in list(self._clients.values()):
-            await client.ws.close(code=1001, message=b"server shutdown")
+        closing = [asyncio.wait_for(client.ws.close(code=1001, message=b"server shutdown"), 2.0)
+                   for client in list(self._clients.values())]
+        # a client that reads nothing cannot take its close frame: do not wait for it long
+        await asyncio.gather(*closing, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -346,7 +342,8 @@ class WebView:
         if self.token is not None:
             if not (_same_token(query_token, self.token)
                     or _same_token(request.cookies.get(TOKEN_COOKIE), self.token)):
-                reason = "no_token" if query_token is None and TOKEN_COOKIE not in request.cookies else "bad_token"
+                given = query_token is not None or TOKEN_COOKIE in request.cookies
+                reason = "bad_token" if given else "no_token"
                 return self._refuse(reason, 403, "this web view needs its token: open the URL "
                                                  "pystream printed at start (.../?token=...)")
         origin = request.headers.get("Origin")
@@ -485,7 +482,12 @@ class WebView:
         if 0 <= y < shape[0] and len(shape) > 1 and 0 <= x < shape[1]:
             try:
                 value = np.asarray(raw[y, x])
-                reply["value"] = value.tolist() if value.ndim else protocol.finite(value) if value.dtype.kind == "f" else value.item()
+                if value.ndim:  # RGB
+                    reply["value"] = value.tolist()
+                elif value.dtype.kind == "f":
+                    reply["value"] = protocol.finite(value)  # NaN is not JSON: null
+                else:
+                    reply["value"] = value.item()
                 reply["uid"] = int(display.uid)
             except Exception as exc:  # a deferred correction that fails: say so, carry on
                 reply["error"] = str(exc)
@@ -574,10 +576,10 @@ class WebView:
                 pass
 
     def _bad_frame(self, exc: Exception) -> None:
-        reason = f"encode_error: {type(exc).__name__}: {exc}"
-        if reason not in self._refused:
-            log.warning("web view: a frame could not be encoded: %s", exc)
-        self._refused["encode_error"] = self._refused.get("encode_error", 0) + 1
+        """A frame that cannot be encoded is skipped and counted; said once."""
+        if not self._encode_errors:
+            log.warning("web view: a frame could not be encoded: %s: %s", type(exc).__name__, exc)
+        self._encode_errors += 1
 
     async def _stats_loop(self) -> None:
         while True:
@@ -633,8 +635,6 @@ class WebView:
         levels = self._spectrum_levels or _robust_levels(log_rows)
         t = float(times[-1]) if np.isfinite(times[-1]) else None
         client.send(self._spectrum_message(log_rows, rows[-1], t, ring.total, True, 0, levels))
-
-    _spectrum_levels: Optional[Tuple[float, float]] = None
 
     async def _spectra_loop(self) -> None:
         cursor, resets, levels_at = 0, -1, 0.0
