@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pystream.publish.pva_sim import NtndArrayPublisher
-from pystream.session import StreamSession
+from pystream.session import Session
 from pystream.sources.pva import PvaSource
 
 
@@ -24,13 +24,11 @@ class Stream:
         self.publisher = NtndArrayPublisher(pv_name, server=pva_server)
         self._halt = threading.Event()
         self.published = 0
-        self.session = StreamSession(PvaSource(pv_name), deliver=self._deliver)
-        self.session.worker.target_size = (4096, 4096)  # the display keeps full resolution
+        self.pv_name = pv_name
+        self.session = Session()
+        self.session.display.target_size = (4096, 4096)  # the display keeps full resolution
+        self.session.add_display_listener(view.offer_display)  # as the viewer wires it
         self._thread = threading.Thread(target=self._publish, args=(rate,), daemon=True)
-
-    def _deliver(self, display):
-        self.view.offer_display(display)
-        self.session.worker.consumed()  # no window paints: go on at once
 
     def _publish(self, rate):
         period = 1.0 / rate
@@ -42,14 +40,14 @@ class Stream:
             self._halt.wait(period)
 
     def start(self):
-        self.session.start()
+        self.session.connect(PvaSource(self.pv_name))
         self._thread.start()
         return self
 
     def stop(self):
         self._halt.set()
         self._thread.join(5)
-        self.session.stop()
+        self.session.close()
         self.publisher.stop()
 
 
