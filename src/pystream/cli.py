@@ -15,6 +15,7 @@ import threading
 from typing import List, Optional
 
 from .signals import StopRequest, StopSignals
+from .web.options import web_address
 
 log = logging.getLogger("pystream")
 
@@ -355,6 +356,9 @@ def build_record_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="no progress line")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
+    from .web.options import add_web_options
+    add_web_options(parser.add_argument_group("web view (frames are decoded for it only while "
+                                              "a browser watches)"))
     return parser
 
 
@@ -532,7 +536,6 @@ WEB_STOP_RECORD = ("ends this recording, as Ctrl-C would: what is queued is writ
 def make_web_view(args: argparse.Namespace, *, colormap: str = "gray", on_stop=None,
                   stop_action: str = "", stats_provider=None):
     """The WebView that ``--web`` asks for (not started), or None without --web."""
-    from .web import web_address
     address = web_address(args)
     if address is None:
         return None
@@ -549,7 +552,7 @@ def attach_web(window, args: argparse.Namespace, *, on_stop=None, stop_action: s
                          stop_action=stop_action, stats_provider=window.stats)
     if view is None:
         return None
-    window.session.add_display_listener(view.offer_display)
+    view.watch(window.session)
     if getattr(window, "spectra", None) is not None:
         view.attach_spectra(window.spectra)
     view.start()
@@ -659,6 +662,25 @@ def run_record(args: argparse.Namespace) -> int:
         source = ZmqSpectrumSource(endpoint)
     out_existed = os.path.exists(args.out)
     stop = StopRequest()
+    session, web = None, None
+    if web_address(args) is not None and endpoint:
+        log.error("pystream record --web shows images only; for a spectrum stream run "
+                  "`pystream --zmq ENDPOINT --offscreen --web` beside the recording")
+        return 2
+    if web_address(args) is not None:
+        from .session import Session
+        # the display worker prepares frames for the browsers only, at most at their rate
+        session = Session(max_fps=args.web_fps)
+        web = make_web_view(args, on_stop=lambda: stop.request("stop from the web view"),
+                            stop_action=WEB_STOP_RECORD, stats_provider=session.stats)
+        web.watch(session, only_while_watched=True)
+        try:
+            web.start()
+        except OSError as exc:
+            log.error("%s", exc)
+            session.close()
+            return 2
+        announce(False, web)
 
     def stop_at_once(_name: str) -> None:
         raise KeyboardInterrupt  # run_recording's path: drop what is queued, close the files
@@ -669,10 +691,15 @@ def run_record(args: argparse.Namespace) -> int:
                                     seconds=args.seconds, prefix=args.prefix,
                                     buffer_bytes=args.record_buffer, compression=args.compression,
                                     progress=not args.no_progress, stop_event=stop,
-                                    connect_timeout=args.connect_timeout or None)
+                                    connect_timeout=args.connect_timeout or None,
+                                    session=session)
     except RecordError as exc:
         log.error("cannot record: %s", exc)
         return 1
+    finally:
+        if web is not None:
+            web.stop("the recording has ended")
+            session.close()
     if not out_existed and os.path.isdir(args.out) and not os.listdir(args.out):
         os.rmdir(args.out)  # no frame written (the writers remove their empty files)
     if not summary.ok:

@@ -23,7 +23,7 @@ def free_port() -> int:
 class Pystream:
     """``python -m pystream.cli ARGS`` with stderr collected; ``url`` once it is serving."""
 
-    def __init__(self, args: List[str], home, timeout: float = 60.0):
+    def __init__(self, args: List[str], home, timeout: float = 60.0, wait_url: bool = True):
         env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen")
         self.proc = subprocess.Popen([sys.executable, "-m", "pystream.cli", *args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -31,7 +31,7 @@ class Pystream:
         self.url: Optional[str] = None
         self._seen = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        if args and args[0] in ("demo",) or "--web" in args:
+        if wait_url and "--web" in args:
             self.wait_for(lambda: self.url is not None, timeout, "the web view's URL")
 
     def _read(self) -> None:

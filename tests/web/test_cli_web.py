@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -105,3 +108,37 @@ def test_off_loopback_the_printed_url_carries_a_token(home, pv_name):
         run(scenario())
     finally:
         app.stop()
+
+
+def test_record_with_a_web_view_shows_frames_and_a_web_stop_ends_the_recording(home, pv_name):
+    sim = subprocess.Popen([sys.executable, "-m", "pystream.cli", "sim", "pva", "--pv", pv_name,
+                            "--size", "96x64", "--rate", "30"], env=dict(os.environ, HOME=str(home)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = home / "rec"
+    app = Pystream(["record", "--pv", pv_name, "--out", str(out), "--format", "hdf5", "--web",
+                    "127.0.0.1:0", "--no-progress"], home)
+    try:
+        async def scenario():
+            async with aiohttp.ClientSession() as http, http.ws_connect(app.url + "ws") as ws:
+                welcome = await wait_type(ws, "welcome")
+                assert "ends this recording" in welcome["stop_action"]
+                meta, _ = await next_frame(ws)  # decoded for the browser while it watches
+                assert (meta["source_width"], meta["source_height"]) == (96, 64)
+                await ws.send_json({"type": "stop"})
+                await wait_type(ws, "control_state", predicate=lambda m: m["stop_requested"])
+
+        run(scenario())
+        assert app.wait_exit(60) == 0, app.stderr
+        assert "stopped: stop from the web view" in app.stderr
+        assert list(out.glob("*.h5"))
+    finally:
+        app.stop()
+        sim.terminate()
+        sim.wait(15)
+
+
+def test_record_web_refuses_a_spectrum_stream(home):
+    app = Pystream(["record", "--zmq", "tcp://127.0.0.1:1", "--out", str(home / "r"), "--web"], home,
+                   wait_url=False)
+    assert app.wait_exit(60) == 2
+    assert "shows images only" in app.stderr

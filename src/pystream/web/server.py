@@ -157,6 +157,9 @@ class WebView:
         self.stop_requested = False
 
         self._display: Any = None  # the newest display frame (a reference; never copied here)
+        self._session: Any = None
+        self._only_while_watched = False
+        self._listening = False
         self._display_seq = 0
         self._receiver: Any = None
         self._clients: Dict[int, Client] = {}
@@ -197,6 +200,28 @@ class WebView:
                 loop.call_soon_threadsafe(self._wake_up)
             except RuntimeError:  # the loop has closed: nothing to wake
                 pass
+
+    def watch(self, session: Any, *, only_while_watched: bool = False) -> None:
+        """Show ``session``'s display frames (it calls ``offer_display``).
+
+        ``only_while_watched``: listen only while a browser is connected, so
+        a session with no other display listener decodes nothing for display
+        while nobody looks (e.g. a headless recording)."""
+        self._session = session
+        self._only_while_watched = only_while_watched
+        if not only_while_watched:
+            session.add_display_listener(self.offer_display)
+
+    def _watchers_changed(self) -> None:
+        session = self._session
+        if session is None or not self._only_while_watched:
+            return
+        if self._clients and not self._listening:
+            session.add_display_listener(self.offer_display)
+            self._listening = True
+        elif not self._clients and self._listening:
+            session.remove_display_listener(self.offer_display)
+            self._listening = False
 
     def attach_spectra(self, receiver: Any) -> None:
         """Show a ``SpectrumReceiver``'s newest spectrum and waterfall (read at the web rate)."""
@@ -378,6 +403,7 @@ class WebView:
         self._next_id += 1
         self._clients[client.id] = client
         self._clients_peak = max(self._clients_peak, len(self._clients))
+        self._watchers_changed()
         log.info("web viewer %d connected from %s (%d connected)", client.id, client.remote,
                  len(self._clients))
         sender = asyncio.ensure_future(self._sender(client))
@@ -396,6 +422,7 @@ class WebView:
             sender.cancel()
             self._clients.pop(client.id, None)
             self._skips_gone += client.skips
+            self._watchers_changed()
             log.info("web viewer %d left (%d frames sent, %d skipped)", client.id,
                      client.frames_sent, client.skips)
         return ws
