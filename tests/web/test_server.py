@@ -342,3 +342,28 @@ def test_twenty_clients_and_one_that_never_reads(make_stream):
     assert stuck_client is not None and stuck_client["skips"] > 10
     # the stuck client holds one frame in its slot: memory does not grow with what it missed
     assert psutil.Process().memory_info().rss - rss < 150 * 2**20
+
+
+def test_more_clients_than_allowed_are_refused_and_counted():
+    view = WebView("127.0.0.1", 0, max_clients=2)
+    view.start()
+    try:
+        async def scenario():
+            async with aiohttp.ClientSession() as http, \
+                    http.ws_connect(ws_url(view)) as a, http.ws_connect(ws_url(view)) as b:
+                await wait_type(a, "welcome")
+                await wait_type(b, "welcome")
+                with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                    await http.ws_connect(ws_url(view))
+                assert err.value.status == 503
+            # the two have left: room again (once the server has seen them go)
+            deadline = time.monotonic() + 20
+            while view.clients_connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(view)) as c:
+                await wait_type(c, "welcome")
+
+        run(scenario())
+    finally:
+        view.stop()
+    assert view.stats()["refused_by_reason"] == {"too_many_clients": 1}

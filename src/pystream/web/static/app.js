@@ -287,9 +287,17 @@ function render() {
 imageCanvas.addEventListener("mousemove", (ev) => {
   const img = state.lastImage;
   if (!img) return;
+  // the canvas is letterboxed in its box (object-fit: contain): find the drawn area
   const rect = imageCanvas.getBoundingClientRect();
-  const ix = Math.floor((ev.clientX - rect.left) * imageCanvas.width / rect.width);
-  const iy = Math.floor((ev.clientY - rect.top) * imageCanvas.height / rect.height);
+  const scale = Math.min(rect.width / imageCanvas.width, rect.height / imageCanvas.height);
+  const left = rect.left + (rect.width - imageCanvas.width * scale) / 2;
+  const top = rect.top + (rect.height - imageCanvas.height * scale) / 2;
+  const ix = Math.floor((ev.clientX - left) / scale);
+  const iy = Math.floor((ev.clientY - top) / scale);
+  if (ix < 0 || iy < 0 || ix >= imageCanvas.width || iy >= imageCanvas.height) {
+    $("probe").textContent = "outside the image";
+    return;
+  }
   const x = ix * img.meta.bin, y = iy * img.meta.bin;
   const now = performance.now();
   if (now - state.probeAt < 66) return;  // at most 15 a second
