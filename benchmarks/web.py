@@ -136,6 +136,7 @@ def run_case(pv: str, clients: int, args, tmp: str) -> Dict:
             row.update(json.loads(out.strip().splitlines()[-1]))
             row["clients"] = clients
             row["web_skips"] = after.get("web", {}).get("skips")
+            row["encode_ms"] = after.get("web", {}).get("encode_ms_mean")
         return row
     finally:
         _stop(viewer)
@@ -192,19 +193,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\n{args.size} uint16 at {args.rate:g} Hz, clients ask for {args.client_fps:g} fps of "
           f"full-size JPEG; {args.seconds:g} s per case\n")
     print("| web clients | fps per client (min / median) | latency p50 / p95 ms | viewer CPU % "
-          "| extra CPU % | painted fps | painted vs off around it | received fps | web skips |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| extra CPU % | painted fps | painted vs off around it | received fps | web skips | encode ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["clients"] == "off":
             print(f"| off | - | - | {r['viewer_cpu']:.0f} | - | {r['painted_fps']:.1f} | - "
-                  f"| {r['received_fps']:.1f} | - |")
+                  f"| {r['received_fps']:.1f} | - | - |")
             continue
         lat = ("-" if r.get("latency_ms_p50") is None
                else f"{r['latency_ms_p50']:.0f} / {r['latency_ms_p95']:.0f}")
         print(f"| {r['clients']} | {r.get('fps_min', 0):.1f} / {r.get('fps_median', 0):.1f} | {lat} "
               f"| {r['viewer_cpu']:.0f} | {r['viewer_cpu'] - r['off_cpu']:+.0f} | {r['painted_fps']:.1f} "
               f"| {100 * (r['painted_fps'] / r['off_paint'] - 1):+.0f} % | {r['received_fps']:.1f} "
-              f"| {r.get('web_skips', '-')} |")
+              f"| {r.get('web_skips', '-')} | {r.get('encode_ms') or '-'} |")
     return 0
 
 

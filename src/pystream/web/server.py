@@ -107,7 +107,7 @@ class Client:
         self.wake.set()
 
     def fps(self) -> float:
-        times = self.sent_times
+        times = list(self.sent_times)  # one C-level copy: stats() reads it from another thread
         if len(times) < 2:
             return 0.0
         now = time.monotonic()
@@ -399,6 +399,10 @@ class WebView:
         ws = web.WebSocketResponse(max_msg_size=protocol.MAX_WS_MESSAGE_BYTES, heartbeat=30.0,
                                    compress=False)  # images are compressed already
         await ws.prepare(request)
+        if self._colormaps is None:  # matplotlib's tables, once, off the event loop
+            self._colormaps = await asyncio.get_running_loop().run_in_executor(
+                self._encoder, encode.colormap_tables)
+        # from here to the welcome no await: the welcome is the client's first message
         client = Client(self._next_id, ws, request.remote or "?", self.fps)
         self._next_id += 1
         self._clients[client.id] = client
@@ -428,8 +432,6 @@ class WebView:
         return ws
 
     def _welcome(self) -> Dict[str, Any]:
-        if self._colormaps is None:
-            self._colormaps = encode.colormap_tables()
         receiver = self._receiver
         spectra = None
         if receiver is not None:
