@@ -52,6 +52,25 @@ def test_status_line_says_state_rates_drops_latency_and_clients(tmp_path):
         assert stream.read() == text.replace("2 clients", "1 client") + "\n"
 
 
+def test_status_line_on_a_terminal_updates_in_place_and_log_records_end_it():
+    import io
+    import logging
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    line = StatusLine(term, interval=0)
+    line.update({"state": "connecting"}, None)
+    line.update({"state": "connected", "recv_fps": 3}, 1)
+    record = logging.LogRecord("pystream", logging.INFO, __file__, 1, "hello", None, None)
+    assert line.log_filter().filter(record) is True  # the record is still logged ...
+    out = term.getvalue()
+    assert out.startswith("\rconnecting | recv 0.0 fps") and "\rconnected | recv 3.0 fps" in out
+    assert out.endswith("web 1 client\n")  # ... after the line was ended
+
+
 def test_headless_demo_serves_the_web_view_and_a_web_stop_ends_it(home, pv_name):
     stats_path = home / "stats.json"
     app = Pystream(["demo", "--offscreen", "--size", "160x120", "--pv", pv_name, "--web",
