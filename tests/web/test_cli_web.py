@@ -161,3 +161,27 @@ def test_record_web_refuses_a_spectrum_stream(home):
                    wait_url=False)
     assert app.wait_exit(60) == 2
     assert "shows images only" in app.stderr
+
+
+def test_replay_takes_the_web_view_too(home):
+    import numpy as np
+    import tifffile
+    folder = home / "run"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"frame_{i + 1:06d}.tiff", np.full((40, 50), i * 100, np.uint16))
+    app = Pystream(["--replay", str(folder), "--fps", "20", "--loop", "--offscreen", "--web",
+                    "127.0.0.1:0", "--exit-after", "120"], home)
+    try:
+        async def scenario():
+            async with aiohttp.ClientSession() as http, http.ws_connect(app.url + "ws") as ws:
+                await ws.send_json({"type": "view", "format": "png"})
+                uids = set()
+                while len(uids) < 3:
+                    meta, _ = await next_frame(ws)
+                    assert (meta["source_width"], meta["source_height"]) == (50, 40)
+                    uids.add(meta["uid"])
+
+        run(scenario())
+    finally:
+        app.stop()
