@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 from typing import List, Optional
 
 from .signals import StopRequest, StopSignals
+from .web.options import web_address
 
 log = logging.getLogger("pystream")
 
@@ -38,6 +40,7 @@ examples:
   pystream demo --offscreen --exit-after 10 --stats-json stats.json
   pystream --zmq tcp://127.0.0.1:9798 --pol I --freq-range 14.36,87.83
   pystream --replay run42/frame_000001.h5 --fps 50 --loop
+  pystream demo --offscreen --web          then open http://127.0.0.1:9527/
 
 Ctrl-C, SIGTERM and SIGHUP stop every command cleanly (recordings closed, final
 stats written, exit status 0); a second one stops at once.
@@ -224,24 +227,18 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--log-file", metavar="PATH", help="also write the log to PATH")
     from .scale import add_scale_viewer_options
     add_scale_viewer_options(parser)  # --publish, --scale-status
+    from .web.options import add_web_options
+    add_web_options(parser.add_argument_group("web view"))
     g = parser.add_argument_group("StreamReceiver's flags (scripts written for it run unchanged)")
-    g.add_argument("--start-webshow", action="store_true",
-                   help="the live web view (an alias of --web, where this version has it)")
     g.add_argument("--gc-interval", type=_positive_int, metavar="N",
                    help="accepted and not needed: pystream makes no per-frame garbage to collect")
 
 
 def apply_receiver_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """StreamReceiver's --start-webshow and --gc-interval, said what they do here."""
+    """StreamReceiver's --gc-interval, said what it does here (its --start-webshow is
+    --web's alias, in the web view's options)."""
     if args.gc_interval is not None:
         log.info("--gc-interval is not needed: pystream makes no per-frame garbage to collect")
-    if args.start_webshow:
-        web = next((a for a in parser._actions if "--web" in a.option_strings), None)
-        if web is None:
-            log.warning("--start-webshow: the web view is not available in this version of "
-                        "pystream; showing the window only")
-        elif not getattr(args, web.dest, None):  # --start-webshow means --web with its default
-            setattr(args, web.dest, web.const if web.const is not None else True)
 
 
 def check_proc_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -364,6 +361,9 @@ def build_record_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="no progress line")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
+    from .web.options import add_web_options
+    add_web_options(parser.add_argument_group("web view (frames are decoded for it only while "
+                                              "a browser watches)"))
     return parser
 
 
@@ -432,6 +432,18 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     from .scale import attach_scale_out
     stop_scale_out = attach_scale_out(window, args)  # --publish, --scale-status
     window.restore_layout(settings)  # geometry, docks, image/spectra split of the last run
+    offscreen = app.platformName() in ("offscreen", "minimal")
+    # a stop asked for from a web page is carried out here, on the GUI thread
+    web_stop = threading.Event()
+    try:
+        web = attach_web(window, args, on_stop=web_stop.set,
+                         stop_action=WEB_STOP_OFFSCREEN if offscreen else WEB_STOP_WINDOW)
+    except OSError as exc:
+        log.error("%s", exc)
+        if stop_spectra is not None:
+            stop_spectra()
+        window.shutdown()
+        return 2
     window.show()
 
     # recording starts before the stream, so it has every frame from the first;
@@ -440,6 +452,8 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
         log.error("%s", record_panel.error_label.text())  # "Cannot record: <why>"
         if stop_spectra is not None:
             stop_spectra()
+        if web is not None:
+            web.stop()
         return 1
     # with only a spectrum stream asked for, don't also open the last image PV
     pv = demo_pv or args.pv or ("" if endpoint or source else settings.get("last_pv")) or ""
@@ -452,14 +466,30 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     elif not endpoint:
         window.status_label.setText("no PV: type one in the toolbar and press Connect")
 
+    def stats():
+        snap = window.stats()
+        if web is not None:
+            snap["web"] = web.stats()
+        return snap
+
     stats_writer = None
     if args.stats_json:
-        stats_writer = StatsFileWriter(args.stats_json, window.stats)
+        stats_writer = StatsFileWriter(args.stats_json, stats)
         stats_writer.start()
+
+    def web_stop_requested() -> None:
+        if not web_stop.is_set():
+            return
+        web_stop.clear()
+        if offscreen:
+            app.quit()
+        else:
+            window.disconnect_source()
+            if stop_spectra is not None:
+                stop_spectra()
 
     # Ctrl-C / SIGTERM / SIGHUP quit cleanly; the timer lets Python run signal handlers
     StopSignals(lambda _name: app.quit()).install()
-    offscreen = app.platformName() in ("offscreen", "minimal")
 
     def on_tick() -> None:
         # with no window on screen, a stream that has ended (a replay, a
@@ -470,11 +500,18 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
 
     tick = QtCore.QTimer()
     tick.timeout.connect(on_tick)
+    tick.timeout.connect(web_stop_requested)
     tick.start(200)
     if args.exit_after is not None:
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), app.quit)
+    status_line = start_status_line(stats, web) if offscreen else None
+    announce(offscreen, web)
 
     code = app.exec_()
+    if status_line is not None:
+        status_line.end()
+    if web is not None:
+        web.stop("pystream has stopped")
     watched = window.session.source
     if watched is not None:
         if window.session.stats().get("state") == "connecting":
@@ -494,6 +531,70 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     settings_mod.save_settings(settings)
     window.shutdown()
     return code
+
+
+WEB_STOP_OFFSCREEN = ("ends this pystream run, as Ctrl-C would: the stream stops, a recording "
+                      "is closed, and this page loses its connection")
+WEB_STOP_WINDOW = ("disconnects the stream in the pystream window (the window stays open; "
+                   "its Connect button starts it again)")
+WEB_STOP_RECORD = ("ends this recording, as Ctrl-C would: what is queued is written, the files "
+                   "are closed, and this page loses its connection")
+
+
+def make_web_view(args: argparse.Namespace, *, colormap: str = "gray", on_stop=None,
+                  stop_action: str = "", stats_provider=None):
+    """The WebView that ``--web`` asks for (not started), or None without --web."""
+    address = web_address(args)
+    if address is None:
+        return None
+    from .web import WebView
+    return WebView(*address, token=args.web_token, fps=args.web_fps, colormap=colormap,
+                   stop_action=stop_action, on_stop=on_stop, stats_provider=stats_provider)
+
+
+def attach_web(window, args: argparse.Namespace, *, on_stop=None, stop_action: str = ""):
+    """The live web view (``--web``) of the window's frames and spectra; None without --web.
+
+    Raises OSError when it cannot serve (e.g. the port is taken)."""
+    view = make_web_view(args, colormap=window.colormap_combo.currentText(), on_stop=on_stop,
+                         stop_action=stop_action, stats_provider=window.stats)
+    if view is None:
+        return None
+    view.watch(window.session)
+    if getattr(window, "spectra", None) is not None:
+        view.attach_spectra(window.spectra)
+    view.start()
+    return view
+
+
+def start_status_line(stats, web):
+    """Offscreen: one status line (state, rates, drops, latency, web clients), twice a second."""
+    from pyqtgraph.Qt import QtCore
+
+    from .statusline import StatusLine
+    line = StatusLine()
+    for handler in logging.getLogger().handlers:  # a log record ends the line first
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(line.log_filter())
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: line.update(stats(), web.clients_connected if web else None))
+    timer.start(500)
+    line.timer = timer  # kept alive with the line
+    return line
+
+
+def announce(offscreen: bool, web) -> None:
+    """Say where the stream can be seen and how to stop."""
+    lines = []
+    if offscreen:
+        lines.append("pystream: running with no window; Ctrl-C stops")
+    if web is not None:
+        lines.append(f"pystream: web view at {web.url}")
+        if web.loopback:
+            lines.append(f"pystream: from another machine: ssh -L {web.port}:localhost:{web.port} "
+                         f"{socket.gethostname()}, then open http://localhost:{web.port}/")
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -569,6 +670,25 @@ def run_record(args: argparse.Namespace) -> int:
         source = ZmqSpectrumSource(endpoint)
     out_existed = os.path.exists(args.out)
     stop = StopRequest()
+    session, web = None, None
+    if web_address(args) is not None and endpoint:
+        log.error("pystream record --web shows images only; for a spectrum stream run "
+                  "`pystream --zmq ENDPOINT --offscreen --web` beside the recording")
+        return 2
+    if web_address(args) is not None:
+        from .session import Session
+        # the display worker prepares frames for the browsers only, at most at their rate
+        session = Session(max_fps=args.web_fps)
+        web = make_web_view(args, on_stop=lambda: stop.request("stop from the web view"),
+                            stop_action=WEB_STOP_RECORD, stats_provider=session.stats)
+        web.watch(session, only_while_watched=True)
+        try:
+            web.start()
+        except OSError as exc:
+            log.error("%s", exc)
+            session.close()
+            return 2
+        announce(False, web)
 
     def stop_at_once(_name: str) -> None:
         raise KeyboardInterrupt  # run_recording's path: drop what is queued, close the files
@@ -579,10 +699,15 @@ def run_record(args: argparse.Namespace) -> int:
                                     seconds=args.seconds, prefix=args.prefix,
                                     buffer_bytes=args.record_buffer, compression=args.compression,
                                     progress=not args.no_progress, stop_event=stop,
-                                    connect_timeout=args.connect_timeout or None)
+                                    connect_timeout=args.connect_timeout or None,
+                                    session=session)
     except RecordError as exc:
         log.error("cannot record: %s", exc)
         return 1
+    finally:
+        if web is not None:
+            web.stop("the recording has ended")
+            session.close()
     if not out_existed and os.path.isdir(args.out) and not os.listdir(args.out):
         os.rmdir(args.out)  # no frame written (the writers remove their empty files)
     if not summary.ok:
