@@ -220,6 +220,10 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--stats-json", metavar="FILE",
                    help="write the counters (received, displayed, skipped, rejected, fps, latency, "
                         "...) to FILE every second and at exit")
+    g.add_argument("--frame-stats", action="store_true",
+                   help="also write per-frame statistics (mean, std, min, max, sum of the frame or "
+                        "the ROI: the latest and rolling over the Statistics panel's window) to "
+                        "--stats-json, under frame_stats")
     g.add_argument("--exit-after", type=_seconds, metavar="SECONDS",
                    help="quit after SECONDS (for scripts and benchmarks)")
     g.add_argument("--log-level", default="INFO", type=str.upper,

@@ -37,6 +37,8 @@ def build_window(args: Namespace, *, colormap: str = "gray", on_connect=None):
     attach_image_tools(window, args)
     attach_pipeline(window, args)
     attach_recorder(window, args)
+    from .stats_panel import attach_statistics
+    attach_statistics(window, args)
     if args.snapshot_interval:
         attach_snapshots(window, args)
     return window
