@@ -36,6 +36,9 @@ _EXPORTS = {
     "ImageToolsModel": ".imaging.tools",
     "Recorder": ".record",
     "RecordError": ".record",
+    "RingBuffer": ".stats",
+    "RollingStats": ".stats",
+    "TimeSeries": ".stats",
 }
 
 __all__ = ["__version__", *_EXPORTS]

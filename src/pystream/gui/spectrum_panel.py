@@ -14,6 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
 
+from .band_power import attach_band_power
 from .image_view import COLORMAPS, PaintCountingImageItem, get_colormap
 from .widgets import ElidedLabel, wheel_only_when_focused
 
@@ -119,6 +120,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.plots, 1)
+        self.band_power = attach_band_power(self, source)  # below the waterfall
 
         self.log_check.toggled.connect(self._set_log_y)
         self.levels_combo.currentTextChanged.connect(self._levels_mode_changed)

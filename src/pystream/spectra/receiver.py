@@ -6,6 +6,7 @@ arguments and methods (``start``, ``stop``, ``get_latest_data``,
 
     ZmqSpectrumSource ─► Session (counts; no display) ─► tap: byte-bounded queue ─► worker:
         batch → pol selection + frequency averaging (one numpy call per batch) → SpectrumRing
+                                                     └► BandPower (power in a band over time)
     SpectrumRing ─► PeriodicPlotter (PNG every plot_interval s, own thread)
                  └► WaterfallModel (display-ready image for the GUI panel, own thread)
 
@@ -26,6 +27,7 @@ from ..flow import ByteBoundedQueue, Counters
 from ..frame import Frame
 from ..session import Session
 from ..sources.zmq_spectra import DEFAULT_PORT, ZmqSpectrumSource, make_endpoint, message_shape_dtype
+from .band_power import BandPower
 from .plots import PeriodicPlotter
 from .processing import SpectrumProcessing, frequency_axis, parse_freq_range
 from .ring import SpectrumRing
@@ -54,7 +56,8 @@ class SpectrumReceiver:
     ``pol`` ("XX", "YY", "I", "V"), ``freq_avg`` (contiguous groups, default
     4: 3072 → 768), ``freq_range`` ((first, last) MHz or "14.36,87.83"; None:
     channel numbers), ``beam``, ``counters`` (share the app's), ``queue_bytes``
-    (budget of the socket → worker hand-off).
+    (budget of the socket → worker hand-off), ``band`` (the ``band_power``
+    band, in the frequency axis' units; None: all channels).
     """
 
     def __init__(self, stream_addr: str = "127.0.0.1", stream_port: int = DEFAULT_PORT,
@@ -64,7 +67,7 @@ class SpectrumReceiver:
                  pol: str = "XX", freq_avg: int = 4, freq_range: Any = None, beam: int = 0,
                  log_level: Optional[str] = None, counters: Optional[Counters] = None,
                  nchan: int = DEFAULT_NCHAN, queue_bytes: int = 256 * 1024 * 1024,
-                 max_batch: int = 512, batch_wait_s: float = 0.002):
+                 max_batch: int = 512, batch_wait_s: float = 0.002, band: Any = None):
         if log_level:
             log.setLevel(getattr(logging, str(log_level).upper(), logging.INFO))
         if gc_interval is not None:
@@ -89,6 +92,8 @@ class SpectrumReceiver:
         self.session = Session(display=False, counters=self.counters)
         self.session.add_tap(self._enqueue)
         self.session.add_state_listener(self._on_state)
+        self.band_power = BandPower(lambda width: frequency_axis(width, self.freq_range), band,
+                                    unit="MHz" if self.freq_range is not None else "channel")
         self._queue = ByteBoundedQueue(queue_bytes)
         self._queue_closed = threading.Event()
         self._source: Optional[ZmqSpectrumSource] = None
@@ -108,6 +113,7 @@ class SpectrumReceiver:
         extra["ring_written"] = lambda: self.ring.total
         extra["plots_written"] = lambda: self.plotter.plots_written
         extra["plot_errors"] = lambda: self.plotter.errors
+        extra["band_power"] = self.band_power.summary
         for name in ("ring_drops", "batches", "layout_changes"):
             self.counters.counts.setdefault(name, 0)
         log.info("SpectrumReceiver for %s: ring %dx%d, pol %s, freq_avg %d, plots %s",
@@ -231,6 +237,7 @@ class SpectrumReceiver:
         self._pending_layout = (0, 0)
         times = np.fromiter((f.payload[0].get("timestamp", f.t_recv) for f in frames), float, n)
         self.ring.write(rows, times)
+        self.band_power.update(rows, times, np.fromiter((f.uid for f in frames), np.int64, n))
         self.counters.add("decoded", n)
         self.counters.add("batches")
 
