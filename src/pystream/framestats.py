@@ -89,7 +89,8 @@ class FrameStatistics:
     measured, over ``region()`` (a rect in detector coordinates, or None for
     the whole frame), and added to ``series`` at the frame's timestamp. Returns
     the ``FrameStats`` (None when not due, or when ``region()`` says
-    ``FrameStatistics.SKIP``). ``threads`` records which threads computed.
+    ``FrameStatistics.SKIP``). A frame from another source than the last
+    starts a fresh series. ``threads`` records which threads computed.
     """
 
     SKIP = object()  # a region() result: measure nothing now (e.g. the ROI is off)
@@ -101,6 +102,7 @@ class FrameStatistics:
         self.region = region
         self.threads: Set[int] = set()
         self.last: Optional[FrameStats] = None
+        self._source: Any = None
 
     def __call__(self, arr: Any, meta: dict) -> Optional[FrameStats]:
         if not self.limit.due():
@@ -110,6 +112,10 @@ class FrameStatistics:
             return None
         self.threads.add(threading.get_ident())
         stats = frame_stats(arr, rect)
+        source = meta.get("source")
+        if source != self._source:  # another stream: its numbers are another series
+            self._source = source
+            self.series.clear()
         t = meta.get("timestamp")
         self.series.add(time.time() if t is None else t, meta.get("uid", -1), stats.values())
         self.last = stats

@@ -42,7 +42,6 @@ class StatisticsPanel(QtWidgets.QWidget):
         self._build(window_samples, rate)
 
         window.analyses[ANALYSIS] = self.analysis
-        window.sessionChanged.connect(self._on_session)
         if tools is not None:
             tools.roi_action.toggled.connect(self._roi_toggled)
         self.timer = QtCore.QTimer(self)
@@ -185,10 +184,6 @@ class StatisticsPanel(QtWidgets.QWidget):
         self.analysis.last = None
         self._force_refresh()
 
-    def _on_session(self, session) -> None:
-        if session is not None:
-            self.clear()  # another stream
-
     def stats(self) -> Dict[str, Any]:
         """``--stats-json``'s ``frame_stats``."""
         return {"frame_stats": self.analysis.summary()}
@@ -196,7 +191,6 @@ class StatisticsPanel(QtWidgets.QWidget):
     def detach(self) -> None:
         self.timer.stop()
         self.window.analyses.pop(ANALYSIS, None)
-        self.window.sessionChanged.disconnect(self._on_session)
         if self.tools is not None:
             self.tools.roi_action.toggled.disconnect(self._roi_toggled)
 
