@@ -8,7 +8,7 @@ import pytest
 import pystream
 from pystream.display import PixelwiseDeferred
 from pystream.framestats import FrameStatistics, RateLimit, frame_stats
-from pystream.stats import RingBuffer, RollingStats, TimeSeries
+from pystream.stats import DIRECT_WINDOW, RingBuffer, RollingStats, TimeSeries
 
 
 # ---------------------------------------------------------------- RingBuffer
@@ -192,12 +192,19 @@ def assert_matches(stats, ref, tol=1e-9):
         assert stats[key] == pytest.approx(ref[key], rel=tol, abs=tol), key
 
 
-@pytest.mark.parametrize("window", [1, 2, 5, 31, 1000])
-def test_rolling_stats_match_numpy_over_the_window(window):
+# block=None: the default (the raw window up to DIRECT_WINDOW, else blocks of ~sqrt(window));
+# explicit blocks make small windows go through the block merging too
+WINDOWS = [(1, None), (2, None), (5, None), (31, None), (1000, None), (1, 1), (5, 2), (31, 4),
+           (1000, 32), (20_000, None)]
+
+
+@pytest.mark.parametrize("window, block", WINDOWS)
+def test_rolling_stats_match_numpy_over_the_window(window, block):
     rng = np.random.default_rng(window)
-    rs = RollingStats(window)
+    rs = RollingStats(window, block=block)
+    assert window <= DIRECT_WINDOW or rs.block < window
     history = np.empty(0)
-    for _ in range(150):
+    for _ in range(150 if window < 10_000 else 40):
         # chunk sizes from empty to several windows, so edges fall everywhere
         chunk = rng.normal(50.0, 10.0, int(rng.integers(0, 3 * window + 3)))
         rs.update(chunk)
@@ -207,16 +214,21 @@ def test_rolling_stats_match_numpy_over_the_window(window):
     assert rs.total == history.size
 
 
-def test_window_edges_exactly_full_and_one_past():
-    rs = RollingStats(10)
-    rs.update(np.arange(10.0))
-    assert_matches(rs.get_statistics(), reference(np.arange(10.0)))
+@pytest.mark.parametrize("block", [None, 3, 5])
+def test_window_edges_exactly_full_and_one_past(block):
+    rs = RollingStats(10, block=block)
+    for i in range(10):
+        rs.update([float(i)])
+        assert_matches(rs.get_statistics(), reference(np.arange(i + 1.0)))
     rs.update([10.0])
     assert_matches(rs.get_statistics(), reference(np.arange(1.0, 11.0)))
+    rs.update(np.arange(11.0, 16.0))  # a block boundary at the window's start
+    assert_matches(rs.get_statistics(), reference(np.arange(6.0, 16.0)))
 
 
-def test_min_and_max_are_windowed_not_cumulative():
-    rs = RollingStats(100)
+@pytest.mark.parametrize("block", [None, 7])
+def test_min_and_max_are_windowed_not_cumulative(block):
+    rs = RollingStats(100, block=block)
     rs.update(np.zeros(50))
     rs.update([1e6, -1e6])  # a spike
     assert rs.get_statistics()["max"] == 1e6
@@ -229,11 +241,11 @@ def test_min_and_max_are_windowed_not_cumulative():
     assert rs.get_statistics()["peak_to_peak"] == 0.0
 
 
-def test_std_of_values_around_1e9_with_a_spread_of_3():
+@pytest.mark.parametrize("window, block", [(1000, None), (1000, 32), (50_000, None)])
+def test_std_of_values_around_1e9_with_a_spread_of_3(window, block):
     rng = np.random.default_rng(7)
-    window = 1000
-    rs = RollingStats(window)
-    data = 1e9 + rng.normal(0.0, 3.0, 20_000)
+    rs = RollingStats(window, block=block)
+    data = 1e9 + rng.normal(0.0, 3.0, 3 * window)
     for chunk in np.array_split(data, 137):
         rs.update(chunk)
     expected = data[-window:].std()  # numpy: two-pass, exact enough here

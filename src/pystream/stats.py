@@ -70,6 +70,7 @@ class RingBuffer:
         self.timeout = float(timeout)
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._waiting = 0  # readers blocked in read(): a write without them notifies no one
         self._allocate(capacity)
 
     # -- storage (caller holds the lock, or is __init__) ---------------------------------
@@ -108,16 +109,19 @@ class RingBuffer:
             if oldest_kept > self._read:
                 self._overflow += oldest_kept - self._read
                 self._read = oldest_kept
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
             return k
 
-    def _take(self, start: int, n: int) -> List[np.ndarray]:
-        """Copies of items ``[start, start + n)`` (absolute indices) of every column."""
+    def _take(self, start: int, n: int, columns: Optional[int] = None) -> List[np.ndarray]:
+        """Copies of items ``[start, start + n)`` (absolute indices) of every
+        column (or of the first ``columns``)."""
         cap = self._capacity
+        cols = self._cols if columns is None else self._cols[:columns]
         i = start % cap
         if i + n <= cap:
-            return [col[i:i + n].copy() for col in self._cols]
-        return [np.concatenate((col[i:], col[:i + n - cap])) for col in self._cols]
+            return [col[i:i + n].copy() for col in cols]
+        return [np.concatenate((col[i:], col[:i + n - cap])) for col in cols]
 
     def _oldest_kept(self) -> int:
         return max(self._floor, self._total - self._capacity)
@@ -134,10 +138,11 @@ class RingBuffer:
         ``()``, else one item of ``item_shape`` or a block ``(k,) + item_shape``.
         Returns k; items lost to overflow are counted in ``overflow_count``."""
         arr = np.asarray(data)
-        if arr.dtype.kind not in "biufc":
-            raise TypeError(f"RingBuffer takes numbers, got an array of {arr.dtype}")
-        if not np.can_cast(arr.dtype, self.dtype, casting="same_kind"):
-            raise TypeError(f"cannot store {arr.dtype} values in a {self.dtype} RingBuffer")
+        if arr.dtype != self.dtype:
+            if arr.dtype.kind not in "biufc":
+                raise TypeError(f"RingBuffer takes numbers, got an array of {arr.dtype}")
+            if not np.can_cast(arr.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(f"cannot store {arr.dtype} values in a {self.dtype} RingBuffer")
         if not self.item_shape:
             arr = arr.reshape(-1)
         elif arr.shape == self.item_shape:
@@ -156,19 +161,26 @@ class RingBuffer:
         ``TimeoutError`` if there are none. A closed buffer returns what is
         left without waiting (an empty array once drained).
         """
-        n = _positive_int(n, "n")
-        if n > self._capacity:
-            raise ValueError(f"cannot read {n} items at once from a RingBuffer of capacity "
-                             f"{self._capacity}")
+        if type(n) is not int:
+            n = _positive_int(n, "n")
+        if not 0 < n <= self._capacity:
+            raise ValueError(f"n must be a positive integer at most the capacity "
+                             f"{self._capacity}, got {n}")
         timeout = self.timeout if timeout is None else float(timeout)
         if timeout < 0:
             raise ValueError(f"timeout must be >= 0, got {timeout}")
         with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._total - self._read >= n, timeout)
+            if self._total - self._read < n and not self._closed and timeout > 0:
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: self._closed or self._total - self._read >= n,
+                                        timeout)
+                finally:
+                    self._waiting -= 1
             m = min(n, self._total - self._read)
             if m == 0 and not self._closed:
                 raise TimeoutError(f"no data within {timeout:g} s")
-            out = self._take(self._read, m)[0]
+            out = self._take(self._read, m, 1)[0]
             self._read += m
             return out
 
@@ -189,7 +201,7 @@ class RingBuffer:
         with self._cond:
             avail = self._total - self._read
             n = avail if n is None else max(0, min(int(n), avail))
-            return self._take(self._read, n)[0]
+            return self._take(self._read, n, 1)[0]
 
     def latest(self, n: Optional[int] = None) -> np.ndarray:
         """The newest ``n`` items still held (read or not; all if None), oldest first."""
@@ -243,18 +255,25 @@ class RingBuffer:
                 f"dtype={self.dtype}, available={s['available']}, total={s['total_samples']})")
 
 
+# Up to this window, statistics are recomputed over the raw window (a few numpy
+# calls over at most this many samples); beyond it, merged from block summaries
+DIRECT_WINDOW = 8192
+
+
 class RollingStats:
     """Mean, std, min, max, peak-to-peak of the last ``window`` samples.
 
-    The stream is cut into blocks of about sqrt(window) samples; each full
-    block keeps its count, mean, sum of squared deviations (two-pass over its
-    own samples), min and max. The window's statistics merge the full blocks
-    inside it (Chan et al.'s pairwise formula, vectorised) with the samples of
-    the two partial blocks at its ends, kept raw. So the result is exact over
-    the window (min and max included), costs O(sqrt(window)) to ask, and
-    no running sum ever subtracts large numbers from each other: samples of
-    1e9 ± 3 give their std to ~1e-7, not the catastrophic cancellation of
-    sum(x²)/n - mean².
+    A window up to ``DIRECT_WINDOW`` samples is kept raw and its statistics
+    recomputed when asked (two passes: the mean, then the squared deviations
+    from it). A larger one is cut into blocks of about sqrt(window) samples;
+    each full block keeps its mean, sum of squared deviations (two-pass over
+    its own samples), min and max, and the window's statistics merge the full
+    blocks inside it (Chan et al.'s formula, vectorised) with the raw samples
+    of the partial blocks at its ends: O(sqrt(window)) to ask. Either way the
+    result is exact over the window (min and max included) and no running sum
+    ever subtracts large numbers from each other: samples of 1e9 ± 3 give
+    their std to ~1e-7, not the catastrophic cancellation of sum(x²)/n - mean².
+    Asking twice without an update in between costs nothing.
 
     ``update(chunk)`` takes any number of samples (any shape is flattened);
     ``get_statistics()`` returns ``mean std min max peak_to_peak n_samples``
@@ -263,8 +282,9 @@ class RollingStats:
 
     def __init__(self, window: int, *, block: Optional[int] = None):
         self.window = _positive_int(window, "window")
-        self.block = _positive_int(block, "block") if block is not None else \
-            max(1, int(round(math.sqrt(self.window))))
+        if block is None:  # a small window is cheaper to recompute than to merge from blocks
+            block = self.window if self.window <= DIRECT_WINDOW else int(round(math.sqrt(self.window)))
+        self.block = _positive_int(block, "block")
         self._n_blocks = -(-self.window // self.block) + 1  # the window's blocks + the one filling
         self._capacity = self._n_blocks * self.block
         self._lock = threading.Lock()
@@ -272,12 +292,10 @@ class RollingStats:
 
     def _allocate(self) -> None:
         self._raw = np.zeros(self._capacity, dtype=np.float64)
-        nb = self._n_blocks
-        self._b_mean = np.zeros(nb)
-        self._b_m2 = np.zeros(nb)
-        self._b_min = np.zeros(nb)
-        self._b_max = np.zeros(nb)
+        # per block slot: mean, sum of squared deviations, min, max
+        self._blocks = np.zeros((self._n_blocks, 4), dtype=np.float64)
         self._total = 0
+        self._cached: Optional[Tuple[int, Dict[str, float]]] = None
 
     def reset(self) -> None:
         with self._lock:
@@ -295,9 +313,11 @@ class RollingStats:
 
     def update(self, data: Any) -> None:
         x = np.asarray(data)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"RollingStats takes real numbers, got an array of {x.dtype}")
-        x = x.astype(np.float64, copy=False).reshape(-1)
+        if x.dtype != np.float64:
+            if x.dtype.kind not in "biuf":
+                raise TypeError(f"RollingStats takes real numbers, got an array of {x.dtype}")
+            x = x.astype(np.float64)
+        x = x.reshape(-1)
         k = x.size
         if k == 0:
             return
@@ -313,7 +333,7 @@ class RollingStats:
             if first < n:
                 self._raw[:n - first] = x[skip + first:]
             self._total = t1
-            # blocks completed by this chunk whose samples are all still held
+            # summaries of the blocks this chunk completed whose samples are all still held
             j0 = max(t0 // b, -(-(t1 - cap) // b))
             j1 = t1 // b  # exclusive
             if j1 > j0:
@@ -321,10 +341,8 @@ class RollingStats:
                 blocks = self._raw.reshape(self._n_blocks, b)[slots]
                 mean = blocks.mean(axis=1)
                 dev = blocks - mean[:, None]
-                self._b_mean[slots] = mean
-                self._b_m2[slots] = np.einsum("ij,ij->i", dev, dev)
-                self._b_min[slots] = blocks.min(axis=1)
-                self._b_max[slots] = blocks.max(axis=1)
+                self._blocks[slots] = np.column_stack((mean, np.einsum("ij,ij->i", dev, dev),
+                                                       blocks.min(axis=1), blocks.max(axis=1)))
 
     def _raw_segment(self, a: int, c: int) -> np.ndarray:
         """Samples with absolute indices [a, c) (all still held)."""
@@ -338,40 +356,36 @@ class RollingStats:
         """Statistics of the window; ValueError before the first sample."""
         with self._lock:
             t, b = self._total, self.block
+            if self._cached is not None and self._cached[0] == t:
+                return dict(self._cached[1])
             n = min(t, self.window)
             if n == 0:
                 raise ValueError("no data accumulated yet")
             s = t - n
             first_full, head = -(-s // b), t // b
-            segments = []
-            if first_full >= head:  # no full block inside: the window is < 2 blocks of raw samples
-                segments.append(self._raw_segment(s, t))
-                counts, means, m2s = [], [], []
-                mins, maxs = [], []
-            else:
-                slots = np.arange(first_full, head) % self._n_blocks
-                counts = [np.full(len(slots), float(b))]
-                means, m2s = [self._b_mean[slots]], [self._b_m2[slots]]
-                mins, maxs = [self._b_min[slots]], [self._b_max[slots]]
-                if s < first_full * b:
-                    segments.append(self._raw_segment(s, first_full * b))
-                if head * b < t:
-                    segments.append(self._raw_segment(head * b, t))
-            for seg in segments:
-                m = seg.mean()
-                dev = seg - m
-                counts.append(np.array([float(seg.size)]))
-                means.append(np.array([m]))
-                m2s.append(np.array([np.dot(dev, dev)]))
-                mins.append(np.array([seg.min()]))
-                maxs.append(np.array([seg.max()]))
-            cnt, mu, m2 = np.concatenate(counts), np.concatenate(means), np.concatenate(m2s)
-            mean = float(np.dot(cnt, mu) / n)
-            d = mu - mean
-            var = (float(m2.sum()) + float(np.dot(cnt, d * d))) / n
-            lo, hi = float(np.concatenate(mins).min()), float(np.concatenate(maxs).max())
-            return {"mean": mean, "std": math.sqrt(max(0.0, var)), "min": lo, "max": hi,
-                    "peak_to_peak": hi - lo, "n_samples": n}
+            if first_full >= head:  # no full block inside: < 2 blocks of raw samples
+                raw, blocks = self._raw_segment(s, t), None
+            else:  # the raw ends (partial blocks) and the full blocks between them
+                raw = np.concatenate((self._raw_segment(s, first_full * b),
+                                      self._raw_segment(head * b, t)))
+                blocks = self._blocks.take(np.arange(first_full, head), axis=0, mode="wrap")
+            # mean first, then every squared deviation from it: no large numbers cancel
+            total = raw.sum()
+            if blocks is not None:
+                total += b * blocks[:, 0].sum()
+            mean = float(total / n)
+            dev = raw - mean
+            m2 = float(np.dot(dev, dev))
+            lo = float(raw.min()) if raw.size else math.inf
+            hi = float(raw.max()) if raw.size else -math.inf
+            if blocks is not None:
+                d = blocks[:, 0] - mean
+                m2 += float(blocks[:, 1].sum()) + b * float(np.dot(d, d))
+                lo, hi = min(lo, float(blocks[:, 2].min())), max(hi, float(blocks[:, 3].max()))
+            result = {"mean": mean, "std": math.sqrt(max(0.0, m2 / n)), "min": lo, "max": hi,
+                      "peak_to_peak": hi - lo, "n_samples": n}
+            self._cached = (t, result)
+            return dict(result)
 
 
 class _SeriesRing(RingBuffer):

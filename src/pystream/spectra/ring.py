@@ -89,7 +89,11 @@ class SpectrumRing(RingBuffer):
     def wait_for(self, cursor: int, timeout: Optional[float] = None) -> bool:
         """Block until more than ``cursor`` rows were written; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._total > cursor, timeout)
+            self._waiting += 1  # so that writes notify
+            try:
+                return self._cond.wait_for(lambda: self._total > cursor, timeout)
+            finally:
+                self._waiting -= 1
 
     # -- state ---------------------------------------------------------------
     @property
