@@ -12,7 +12,10 @@ fair), and reads ``window.stats()``. Configurations:
   frame and the flat field applied (a flat of the stream's shape);
 - any of ``cross``, ``roi``, ``line``, ``flat`` joined by ``+``: those alone
   (``cross+roi+flat`` is the image-tools issue's "crosshair, ROI and
-  flat-field all on").
+  flat-field all on");
+- ``stats``: the Statistics panel (per-frame mean/std/min/max/sum of the
+  whole frame at its default rate, ``--stats-rate``), in front and plotting,
+  with no image tools; ``stats+roi``: with the image tools and of their ROI.
 
 The display binning is fixed (``--display-bin``, default 2) so that every
 configuration decimates alike (auto binning depends on the view size, which
@@ -107,21 +110,28 @@ def cpu_by_role(before: dict, after: dict, worker_tid, elapsed: float) -> dict:
     return {role: round(100 * used / elapsed) for role, used in roles.items()}
 
 
-def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict:
+def measure(app, pv: str, config: str, seconds: float, display_bin: int,
+            stats_rate: float = 5.0) -> dict:
     from pystream.gui.main_window import MainWindow
     from pystream.sources.pva import PvaSource
 
     window = MainWindow(source_factory=PvaSource, display_bin=display_bin)
     window.resize(1200, 860)
     window.show()
+    tokens = set(config.split("+"))
     tools = None
-    if config != "off":
+    if config in ("attached", "on") or tokens & set(TOOLS):
         from pystream.gui.image_tools import ImageTools
         tools = ImageTools(window)
+    panel = None
+    if "stats" in tokens:
+        from pystream.gui.stats_panel import StatisticsPanel
+        panel = StatisticsPanel(window, tools=tools, rate=stats_rate)
+        window.add_dock(panel, "Statistics").raise_()
     window.connect_source(PvaSource(pv))
     if not wait(app, 20, lambda: window.stats().get("displayed", 0) >= 3):
         raise SystemExit(f"no frames from {pv}: {window.stats()}")
-    tools_on = set(TOOLS) if config == "on" else set(config.split("+")) & set(TOOLS)
+    tools_on = set(TOOLS) if config == "on" else tokens & set(TOOLS)
     shape = window.current.raw.shape
     if "cross" in tools_on:
         tools.set_crosshair_enabled(True)
@@ -138,6 +148,8 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
         tools.apply_flat_box.setChecked(True)
         if not wait(app, 10, lambda: window.current.meta.get("corrections") == "flat"):
             raise SystemExit("flat field never applied")
+    if panel is not None and "roi" in tools_on:
+        panel.set_region(True)
     wait(app, 2.0)  # settle
     before = window.stats()
     threads0 = thread_cpu()
@@ -162,9 +174,12 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int) -> dict
         "raw_kind": type(window.current.raw).__name__,
         "last_error": after.get("last_error"),
     }
+    if panel is not None:
+        result["stats_samples"] = panel.analysis.series.total
+        panel.detach()
+    if tools is not None or panel is not None:
+        result["analyses"] = sorted(window.current.analysis)
     if tools is not None:
-        analysis = window.current.analysis
-        result["analyses"] = sorted(analysis)
         tools.detach()
     window.disconnect_source()
     window.close()
@@ -182,7 +197,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default="off,attached,on",
                         help="comma-separated: off, attached, on, or tools joined by + "
-                             "(cross, roi, line, flat), e.g. flat+roi")
+                             "(cross, roi, line, flat), e.g. flat+roi; stats = the Statistics panel")
+    parser.add_argument("--stats-rate", type=float, default=5.0,
+                        help="frames the Statistics panel measures per second (default: 5, the "
+                             "panel's own; 0 = every shown frame)")
     parser.add_argument("--display-bin", type=int, default=2,
                         help="fixed display binning, the same for every configuration (default: 2; "
                              "0 = auto, which depends on the view size the dock leaves)")
@@ -201,7 +219,7 @@ def main() -> int:
         time.sleep(2.0)
         for _ in range(args.rounds):
             for config in args.configs.split(","):
-                result = measure(app, pv, config, args.seconds, args.display_bin)
+                result = measure(app, pv, config, args.seconds, args.display_bin, args.stats_rate)
                 print(json.dumps(result), flush=True)
                 results.append(result)
     finally:

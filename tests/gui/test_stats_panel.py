@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pystream.gui.image_tools import ImageTools
-from pystream.gui.stats_panel import StatisticsPanel
+from pystream.gui.stats_panel import StatisticsPanel, plot_offset
 from pystream.sources.pva import PvaSource
 
 pytestmark = [pytest.mark.gui, pytest.mark.pva]
@@ -64,8 +64,11 @@ def test_the_plotted_series_steps_at_the_frame_where_the_mean_steps(window, pane
     panel.refresh()
     rolling = panel.analysis.series.rolling()["mean"]
     assert rolling["mean"] == 150.0 and rolling["std"] == 50.0 and rolling["peak_to_peak"] == 100.0
-    assert panel.value_labels["mean"]["mean"].text() == "150"
-    assert panel.value_labels["max"]["latest"].text() == "205"
+    # rows: quantity, its latest value, then a rolling statistic of the plotted mean and its value
+    rows = [line.split() for line in panel.table_label.text().splitlines()[1:]]
+    assert rows[0] == ["mean", "200", "mean", "150"]
+    assert rows[1] == ["std", f"{image.std():.10g}", "std", "50"]
+    assert rows[3][:2] == ["max", "205"] and rows[4][2:] == ["p-p", "100"]
 
 
 def test_roi_statistics_follow_the_roi(window, tools, panel, publisher, qtbot):
@@ -128,3 +131,28 @@ def test_frame_stats_option_writes_them_to_the_stats(publisher, qtbot, home, mon
         assert stats["region"] == {"x": 0, "y": 0, "width": 16, "height": 12, "pixels": 192}
     finally:
         window.disconnect_source()
+
+
+def test_headless_viewer_writes_frame_stats_computed_in_its_worker(home, pv_name):
+    from ..test_cli import run_until
+
+    stats = home / "stats.json"
+    code, err, data = run_until(["demo", "--offscreen", "--size", "64x48", "--pv", pv_name,
+                                 "--frame-stats"], home, stats,
+                                lambda d: d["frame_stats"]["samples"] >= 3)
+    assert code == 0, err
+    fs = data["frame_stats"]
+    latest, rolling = fs["latest"], fs["rolling"]
+    assert fs["region"] == {"x": 0, "y": 0, "width": 64, "height": 48, "pixels": 64 * 48}
+    assert latest["min"] <= latest["mean"] <= latest["max"] and latest["std"] > 0
+    assert latest["sum"] == pytest.approx(latest["mean"] * 64 * 48)
+    assert rolling["mean"]["n_samples"] == min(fs["samples"], fs["window"]) >= 3
+    assert rolling["max"]["min"] <= latest["max"] <= rolling["max"]["max"]
+
+
+def test_a_tiny_drift_on_a_large_value_is_plotted_about_an_offset():
+    y = 1e9 + np.array([-3.0, 0.5, 2.9])
+    offset = plot_offset(y)
+    assert offset == 1e9 and np.ptp(y - offset) == pytest.approx(5.9)
+    assert plot_offset(np.array([100.0, 200.0])) == 0.0  # readable as it is
+    assert plot_offset(np.array([np.nan])) == 0.0

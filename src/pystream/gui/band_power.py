@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
 
 from ..spectra.band_power import BandPower
+from .stats_panel import plot_offset
 
 
 def _fmt(value) -> str:
@@ -96,14 +97,16 @@ class BandPowerPlot(QtWidgets.QWidget):
             return
         self._shown_version = series.version
         t, _, values = series.series()
+        offset = plot_offset(values[:, 0])
         if len(t):
-            self.curve.setData(t - t[-1], values[:, 0])
+            self.curve.setData(t - t[-1], values[:, 0] - offset)
         else:
             self.curve.setData([], [])
+        self.plot.setLabel("left", f"band power − {offset:.10g}" if offset else "band power")
         r = series.rolling().get("power")
         shown = r is not None and bool(np.isfinite(r["mean"]))
         if shown:
-            self.mean_line.setValue(r["mean"])
+            self.mean_line.setValue(r["mean"] - offset)
         self.mean_line.setVisible(shown)
         if self.model.problem:
             self.numbers_label.setText(self.model.problem)

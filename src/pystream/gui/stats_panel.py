@@ -13,26 +13,43 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.Qt import QtCore, QtWidgets
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from ..framestats import QUANTITIES, FrameStatistics
 
 ANALYSIS = "frame_stats"
 ROLLING = ("mean", "std", "min", "max", "peak_to_peak")
+WIDTH = 15  # characters per column: "-1000000002.953" fits
 
 
 def _fmt(value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.6g}"
+    return f"{value:.10g}"  # a drift of 3 on 1e9 must still show
+
+
+def plot_offset(y: np.ndarray) -> float:
+    """A round number to subtract from ``y`` when its spread is tiny next to
+    its size (1e9 ± 3): pyqtgraph's tick labels keep 6 digits and would all
+    read 1e+09. 0 when the values are readable as they are."""
+    finite = y[np.isfinite(y)]
+    if finite.size == 0:
+        return 0.0
+    lo, hi = float(finite.min()), float(finite.max())
+    size = max(abs(lo), abs(hi))
+    if size == 0 or hi - lo > 1e-3 * size:
+        return 0.0
+    digits = math.floor(math.log10(hi - lo)) + 1 if hi > lo else math.floor(math.log10(size)) - 2
+    return float(np.round((lo + hi) / 2, -digits))
 
 
 class StatisticsPanel(QtWidgets.QWidget):
     """``StatisticsPanel(window, tools=None)``; ``tools`` (the window's
-    ``ImageTools``) gives the ROI. Collects as soon as it is attached."""
+    ``ImageTools``) gives the ROI. Collects as soon as it is attached, at most
+    ``rate`` frames a second: by default as often as it refreshes (``refresh_ms``)."""
 
-    def __init__(self, window, *, tools=None, window_samples: int = 600, rate: float = 5.0,
-                 refresh_ms: int = 200, parent=None):
+    def __init__(self, window, *, tools=None, window_samples: int = 600, rate: float = 2.0,
+                 refresh_ms: int = 500, parent=None):
         super().__init__(parent)
         self.window = window
         self.tools = tools
@@ -99,6 +116,7 @@ class StatisticsPanel(QtWidgets.QWidget):
         self.plot.setMinimumHeight(180)
         self.plot.setLabel("bottom", "time (s, 0 = newest sample)")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # values as they are, e.g. 1.00005e9
         self.curve = self.plot.plot(pen=pg.mkPen("#4aa3ff", width=1), symbol=None)
         self.mean_line = pg.InfiniteLine(angle=0, movable=False,
                                          pen=pg.mkPen("#f0c040", style=QtCore.Qt.DashLine))
@@ -110,22 +128,12 @@ class StatisticsPanel(QtWidgets.QWidget):
             self.plot.addItem(line, ignoreBounds=True)
         layout.addWidget(self.plot, 1)
 
-        grid = QtWidgets.QGridLayout()
-        headers = ("", "latest") + tuple(f"rolling {k}" if k == "mean" else k.replace("peak_to_peak", "p-p")
-                                          for k in ROLLING)
-        for col, text in enumerate(headers):
-            grid.addWidget(QtWidgets.QLabel(f"<b>{text}</b>"), 0, col)
-        self.value_labels: Dict[str, Dict[str, QtWidgets.QLabel]] = {}
-        for r, quantity in enumerate(QUANTITIES, start=1):
-            grid.addWidget(QtWidgets.QLabel(quantity), r, 0)
-            labels = {}
-            for col, key in enumerate(("latest",) + ROLLING, start=1):
-                lab = QtWidgets.QLabel("—")
-                lab.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-                grid.addWidget(lab, r, col)
-                labels[key] = lab
-            self.value_labels[quantity] = labels
-        layout.addLayout(grid)
+        # one monospace label for the whole table: 30 labels cost 6x more to
+        # update, and their changing widths re-laid out the window (measured)
+        self.table_label = QtWidgets.QLabel(self._table({}, None))
+        self.table_label.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont))
+        self.table_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        layout.addWidget(self.table_label)
         self.info_label = QtWidgets.QLabel("waiting for frames...")
         self.info_label.setWordWrap(True)
         layout.addWidget(self.info_label)
@@ -200,7 +208,8 @@ class StatisticsPanel(QtWidgets.QWidget):
         self.refresh()
 
     def plotted(self):
-        """``(t, uid, y)`` of the plotted quantity over the window (what the curve shows)."""
+        """``(t, uid, y)`` of the plotted quantity over the window (the curve shows
+        ``y - plot_offset(y)`` against ``t - t[-1]``)."""
         t, uid, values = self.analysis.series.series()
         return t, uid, values[:, QUANTITIES.index(self.plot_combo.currentText())]
 
@@ -215,24 +224,35 @@ class StatisticsPanel(QtWidgets.QWidget):
         t, uid, y = self.plotted()
         rolling = series.rolling()
         latest = series.latest()
+        offset = plot_offset(y)
         if len(t):
-            self.curve.setData(t - t[-1], y)
+            self.curve.setData(t - t[-1], y - offset)
         else:
             self.curve.setData([], [])
-        self.plot.setLabel("left", quantity)
+        self.plot.setLabel("left", f"{quantity} − {offset:.10g}" if offset else quantity)
         r = rolling.get(quantity)
         lines_on = bool(r is not None and np.isfinite(r["mean"]) and np.isfinite(r["std"]))
         if lines_on:
-            self.mean_line.setValue(r["mean"])
+            self.mean_line.setValue(r["mean"] - offset)
             for line, sign in zip(self.band_lines, (-1, 1)):
-                line.setValue(r["mean"] + sign * r["std"])
+                line.setValue(r["mean"] - offset + sign * r["std"])
         for line in (self.mean_line, *self.band_lines):
             line.setVisible(lines_on)
-        for q, labels in self.value_labels.items():
-            labels["latest"].setText(_fmt(latest.get(q) if latest else None))
-            for key in ROLLING:
-                labels[key].setText(_fmt(rolling[q][key] if q in rolling else None))
+        self.table_label.setText(self._table(rolling, latest, quantity))
         self._show_info(t, uid)
+
+    @staticmethod
+    def _table(rolling: Dict[str, Dict[str, float]], latest: Optional[Dict[str, float]],
+               quantity: str = "mean") -> str:
+        """Two fixed-width columns: the latest frame's numbers, and the rolling
+        statistics of the plotted quantity over the window."""
+        r = rolling.get(quantity, {})
+        lines = [f"{'latest':<{5 + WIDTH}}  rolling {quantity}"]
+        for q, k in zip(QUANTITIES, ROLLING):
+            value = latest.get(q) if latest else None
+            lines.append(f"{q:<5}{_fmt(value):>{WIDTH}}  {k.replace('peak_to_peak', 'p-p'):<5}"
+                         f"{_fmt(r.get(k)):>{WIDTH}}")
+        return "\n".join(lines)
 
     def _show_info(self, t: np.ndarray, uid: np.ndarray) -> None:
         last = self.analysis.last
