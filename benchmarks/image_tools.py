@@ -14,7 +14,7 @@ fair), and reads ``window.stats()``. Configurations:
   (``cross+roi+flat`` is the image-tools issue's "crosshair, ROI and
   flat-field all on");
 - ``stats``: the Statistics panel (per-frame mean/std/min/max/sum of the
-  whole frame at its default rate, ``--stats-rate``), in front and plotting,
+  whole frame at its default rate or ``--stats-rate``), in front and plotting,
   with no image tools; ``stats+roi``: with the image tools and of their ROI.
 
 The display binning is fixed (``--display-bin``, default 2) so that every
@@ -111,7 +111,7 @@ def cpu_by_role(before: dict, after: dict, worker_tid, elapsed: float) -> dict:
 
 
 def measure(app, pv: str, config: str, seconds: float, display_bin: int,
-            stats_rate: float = 5.0) -> dict:
+            stats_rate=None) -> dict:
     from pystream.gui.main_window import MainWindow
     from pystream.sources.pva import PvaSource
 
@@ -126,7 +126,7 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int,
     panel = None
     if "stats" in tokens:
         from pystream.gui.stats_panel import StatisticsPanel
-        panel = StatisticsPanel(window, tools=tools, rate=stats_rate)
+        panel = StatisticsPanel(window, tools=tools, **({} if stats_rate is None else {"rate": stats_rate}))
         window.add_dock(panel, "Statistics").raise_()
     window.connect_source(PvaSource(pv))
     if not wait(app, 20, lambda: window.stats().get("displayed", 0) >= 3):
@@ -150,7 +150,30 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int,
             raise SystemExit("flat field never applied")
     if panel is not None and "roi" in tools_on:
         panel.set_region(True)
+    stats_cpu = {"worker": 0.0, "calls": 0, "gui": 0.0, "refreshes": 0}
+    if panel is not None:  # the panel's own CPU, timed where it is spent
+        analyse, refresh = window.analyses["frame_stats"], panel.refresh
+
+        def timed_analysis(arr, meta):
+            c0 = time.thread_time()
+            result = analyse(arr, meta)
+            if result is not None:
+                stats_cpu["worker"] += time.thread_time() - c0
+                stats_cpu["calls"] += 1
+            return result
+
+        def timed_refresh():
+            c0 = time.thread_time()
+            refresh()
+            panel.repaint()  # now, synchronously: the paint refresh() asked for
+            stats_cpu["gui"] += time.thread_time() - c0
+            stats_cpu["refreshes"] += 1
+
+        window.analyses["frame_stats"] = timed_analysis
+        panel.timer.timeout.disconnect()
+        panel.timer.timeout.connect(timed_refresh)
     wait(app, 2.0)  # settle
+    stats_cpu.update(worker=0.0, calls=0, gui=0.0, refreshes=0)
     before = window.stats()
     threads0 = thread_cpu()
     cpu0 = time.process_time()  # every thread of this process: receive, worker, GUI
@@ -176,6 +199,13 @@ def measure(app, pv: str, config: str, seconds: float, display_bin: int,
     }
     if panel is not None:
         result["stats_samples"] = panel.analysis.series.total
+        # CPU per second of the measured window: the worker's statistics, the GUI's
+        # refresh and repaint of the panel
+        result["stats_cpu_ms_per_s"] = {"worker": round(1000 * stats_cpu["worker"] / elapsed, 1),
+                                        "gui": round(1000 * stats_cpu["gui"] / elapsed, 1)}
+        result["stats_ms_per_call"] = {
+            "worker": round(1000 * stats_cpu["worker"] / max(1, stats_cpu["calls"]), 2),
+            "gui": round(1000 * stats_cpu["gui"] / max(1, stats_cpu["refreshes"]), 2)}
         panel.detach()
     if tools is not None or panel is not None:
         result["analyses"] = sorted(window.current.analysis)
@@ -198,9 +228,9 @@ def main() -> int:
     parser.add_argument("--configs", default="off,attached,on",
                         help="comma-separated: off, attached, on, or tools joined by + "
                              "(cross, roi, line, flat), e.g. flat+roi; stats = the Statistics panel")
-    parser.add_argument("--stats-rate", type=float, default=5.0,
-                        help="frames the Statistics panel measures per second (default: 5, the "
-                             "panel's own; 0 = every shown frame)")
+    parser.add_argument("--stats-rate", type=float, default=None,
+                        help="frames the Statistics panel measures per second (default: the "
+                             "panel's own, 2; 0 = every shown frame)")
     parser.add_argument("--display-bin", type=int, default=2,
                         help="fixed display binning, the same for every configuration (default: 2; "
                              "0 = auto, which depends on the view size the dock leaves)")
