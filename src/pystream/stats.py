@@ -84,7 +84,6 @@ class RingBuffer:
                       for shape, dtype in self._column_specs()]
         self._total = 0  # items ever written (absolute index of the next one)
         self._read = 0  # absolute index of the oldest unread item
-        self._floor = 0  # absolute index below which nothing is kept (clear())
         self._overflow = 0  # items overwritten (or dropped) before they were read
 
     def _write_columns(self, arrays: Sequence[np.ndarray]) -> int:
@@ -123,12 +122,9 @@ class RingBuffer:
             return [col[i:i + n].copy() for col in cols]
         return [np.concatenate((col[i:], col[:i + n - cap])) for col in cols]
 
-    def _oldest_kept(self) -> int:
-        return max(self._floor, self._total - self._capacity)
-
     def _stored_columns(self, n: Optional[int] = None) -> List[np.ndarray]:
         """The newest ``n`` kept items (all if None) of every column, oldest first."""
-        kept = self._total - self._oldest_kept()
+        kept = min(self._total, self._capacity)
         n = kept if n is None else max(0, min(int(n), kept))
         return self._take(self._total - n, n)
 
