@@ -7,7 +7,7 @@ import pytest
 
 import pystream
 from pystream.display import PixelwiseDeferred
-from pystream.framestats import FrameStatistics, RateLimit, frame_stats
+from pystream.framestats import FrameStatistics, frame_stats
 from pystream.stats import DIRECT_WINDOW, RingBuffer, RollingStats, TimeSeries
 
 
@@ -354,6 +354,18 @@ def test_the_analysis_is_rate_limited_and_feeds_its_series():
     assert skipping(np.zeros((2, 2)), {"uid": 1}) is None and len(skipping.series) == 0
 
 
-def test_rate_limit_zero_is_always_due():
-    limit = RateLimit(0)
-    assert all(limit.due() for _ in range(10))
+def test_the_readme_example_runs_as_written():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Statistics over time\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    example = next(b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "RollingStats(" in b)
+    scope = {}
+    exec(compile(example, "README", "exec"), scope)
+    assert scope["chunk"].tolist() == scope["samples"][-5000:-4000].tolist()  # the oldest kept
+    assert scope["rb"].stats() == {"total_samples": 20_000, "overflow_count": 15_000,
+                                   "available": 4000, "capacity": 5000}
+    stats = scope["rs"].get_statistics()
+    assert stats["std"] == pytest.approx(scope["chunk"].std(), rel=1e-9) and stats["n_samples"] == 1000

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Optional, Set, Tuple
 import numpy as np
 
 from .imaging import Rect, pixel_box, roi_stats
+from .imaging.tools import RateLimit
 from .stats import TimeSeries
 
 QUANTITIES = ("mean", "std", "min", "max", "sum")
@@ -55,33 +56,6 @@ def frame_stats(arr: Any, rect: Optional[Rect] = None) -> FrameStats:
                       int(region.size), box)
 
 
-class RateLimit:
-    """Due at most ``rate`` times a second (0 = always); ``touch()`` makes it due now."""
-
-    def __init__(self, rate: float):
-        self.rate = rate
-
-    @property
-    def rate(self) -> float:
-        return self._rate
-
-    @rate.setter
-    def rate(self, rate: float) -> None:
-        self._rate = max(0.0, float(rate))
-        self._period = 1.0 / self._rate if self._rate > 0 else 0.0
-        self._next = 0.0
-
-    def touch(self) -> None:
-        self._next = 0.0
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self._period
-        return True
-
-
 class FrameStatistics:
     """The statistics analysis: ``analysis(arr, meta)`` on the display worker.
 
@@ -98,11 +72,16 @@ class FrameStatistics:
     def __init__(self, *, window: int = 600, rate: float = 5.0,
                  region: Optional[Callable[[], Any]] = None):
         self.series = TimeSeries(QUANTITIES, window)
-        self.limit = RateLimit(rate)
+        self.set_rate(rate)
         self.region = region
         self.threads: Set[int] = set()
         self.last: Optional[FrameStats] = None
         self._source: Any = None
+
+    def set_rate(self, rate: float) -> None:
+        """At most ``rate`` frames measured a second (0 = every frame given)."""
+        self.rate = max(0.0, float(rate))
+        self.limit = RateLimit(self.rate)
 
     def __call__(self, arr: Any, meta: dict) -> Optional[FrameStats]:
         if not self.limit.due():
@@ -129,5 +108,5 @@ class FrameStatistics:
         out["region"] = None if last is None else {"x": last.rect[0], "y": last.rect[1],
                                                    "width": last.rect[2], "height": last.rect[3],
                                                    "pixels": last.count}
-        out["rate_hz"] = self.limit.rate
+        out["rate_hz"] = self.rate
         return out

@@ -106,7 +106,8 @@ def test_statistics_are_computed_in_the_worker_not_on_the_gui_thread(window, pan
 
 
 def test_frame_stats_option_writes_them_to_the_stats(publisher, qtbot, home, monkeypatch):
-    from pystream.cli import build_viewer_parser, build_window
+    from pystream.cli import build_viewer_parser
+    from pystream.gui.assemble import build_window
     from pystream.gui.app import make_app
 
     monkeypatch.chdir(home)

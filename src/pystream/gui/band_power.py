@@ -49,7 +49,9 @@ class BandPowerPlot(QtWidgets.QWidget):
         top.addWidget(self.numbers_label, 1)
 
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(100)
+        # small: the spectrum and the waterfall above keep the room
+        self.plot.setMinimumHeight(70)
+        self.plot.setMaximumHeight(130)
         self.plot.setLabel("left", "band power")
         self.plot.setLabel("bottom", "time (s, 0 = newest spectrum)")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
@@ -63,7 +65,8 @@ class BandPowerPlot(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Maximum)
 
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)

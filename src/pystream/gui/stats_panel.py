@@ -183,7 +183,7 @@ class StatisticsPanel(QtWidgets.QWidget):
         self._force_refresh()
 
     def set_rate(self, rate: float) -> None:
-        self.analysis.limit.rate = rate
+        self.analysis.set_rate(rate)
         if abs(self.rate_spin.value() - rate) > 1e-9:
             self.rate_spin.setValue(rate)
 
