@@ -369,3 +369,30 @@ def test_the_readme_example_runs_as_written():
                                    "available": 4000, "capacity": 5000}
     stats = scope["rs"].get_statistics()
     assert stats["std"] == pytest.approx(scope["chunk"].std(), rel=1e-9) and stats["n_samples"] == 1000
+
+
+def test_a_session_with_no_window_measures_every_shown_frame_in_its_worker():
+    import time
+
+    from pystream.session import Session
+
+    from .session_helpers import ListSource
+
+    fs = FrameStatistics(rate=0)
+    arrays = [np.full((8, 6), float(uid), np.float32) for uid in range(1, 31)]
+    with Session() as session:
+        session.analyses["frame_stats"] = fs
+        session.add_stats(lambda: {"frame_stats": fs.summary()})
+        session.add_display_listener(lambda display: None)  # the worker runs while someone looks
+        session.connect(ListSource(arrays, period=0.002))
+        assert session.wait_ended(30)
+        deadline = time.monotonic() + 30  # the last frame is shown (latest wins), then measured
+        while 30 not in fs.series.series()[1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _, uids, values = fs.series.series()
+        assert uids[-1] == 30 and np.all(np.diff(uids) > 0)
+        np.testing.assert_array_equal(values[:, 0], uids)  # each frame's mean is its uid
+        assert values[:, 4].tolist() == (uids * 48.0).tolist()  # sum of 8 x 6 pixels
+        assert fs.threads == {session.worker.ident}
+        stats = session.stats()["frame_stats"]
+        assert stats["latest"]["uid"] == 30 and stats["rolling"]["max"]["max"] == 30.0
