@@ -281,8 +281,10 @@ class RollingStats:
         if block is None:  # a small window is cheaper to recompute than to merge from blocks
             block = self.window if self.window <= DIRECT_WINDOW else int(round(math.sqrt(self.window)))
         self.block = _positive_int(block, "block")
-        self._n_blocks = -(-self.window // self.block) + 1  # the window's blocks + the one filling
-        self._capacity = self._n_blocks * self.block
+        # direct: the raw window is all there is (no block summaries to keep)
+        self._direct = self.block >= self.window
+        self._n_blocks = 1 if self._direct else -(-self.window // self.block) + 1  # + the one filling
+        self._capacity = self.window if self._direct else self._n_blocks * self.block
         self._lock = threading.Lock()
         self._allocate()
 
@@ -332,7 +334,7 @@ class RollingStats:
             # summaries of the blocks this chunk completed whose samples are all still held
             j0 = max(t0 // b, -(-(t1 - cap) // b))
             j1 = t1 // b  # exclusive
-            if j1 > j0:
+            if j1 > j0 and not self._direct:
                 slots = np.arange(j0, j1) % self._n_blocks
                 blocks = self._raw.reshape(self._n_blocks, b)[slots]
                 mean = blocks.mean(axis=1)
@@ -359,7 +361,7 @@ class RollingStats:
                 raise ValueError("no data accumulated yet")
             s = t - n
             first_full, head = -(-s // b), t // b
-            if first_full >= head:  # no full block inside: < 2 blocks of raw samples
+            if self._direct or first_full >= head:  # no full block inside: raw samples only
                 raw, blocks = self._raw_segment(s, t), None
             else:  # the raw ends (partial blocks) and the full blocks between them
                 raw = np.concatenate((self._raw_segment(s, first_full * b),
