@@ -350,6 +350,13 @@ def test_the_analysis_is_rate_limited_and_feeds_its_series():
     every(np.zeros((2, 2)), {"uid": 1, "source": "pva://other"})  # another stream: a fresh series
     assert every.series.series()[1].tolist() == [1]
 
+    # a restart while a frame is being measured: that frame is not added to the fresh series
+    racing = FrameStatistics(rate=0)
+    racing.region = lambda: racing.restart()  # returns None: the whole frame
+    assert racing(np.ones((2, 2)), {"uid": 1}) is None and len(racing.series) == 0
+    racing.region = None
+    assert racing(np.ones((2, 2)), {"uid": 2}) is not None and len(racing.series) == 1
+
     skipping = FrameStatistics(rate=0, region=lambda: FrameStatistics.SKIP)
     assert skipping(np.zeros((2, 2)), {"uid": 1}) is None and len(skipping.series) == 0
 

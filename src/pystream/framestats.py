@@ -77,27 +77,41 @@ class FrameStatistics:
         self.threads: Set[int] = set()
         self.last: Optional[FrameStats] = None
         self._source: Any = None
+        self._generation = 0  # bumped by restart(): a frame measured before it is dropped
+        self._lock = threading.Lock()
 
     def set_rate(self, rate: float) -> None:
         """At most ``rate`` frames measured a second (0 = every frame given)."""
         self.rate = max(0.0, float(rate))
         self.limit = RateLimit(self.rate)
 
+    def restart(self) -> None:
+        """Start a fresh series (e.g. another region): a frame being measured
+        now, under the old settings, is not added to it."""
+        with self._lock:
+            self._generation += 1
+            self.series.clear()
+            self.last = None
+
     def __call__(self, arr: Any, meta: dict) -> Optional[FrameStats]:
         if not self.limit.due():
             return None
+        generation = self._generation
         rect = self.region() if self.region is not None else None
         if rect is FrameStatistics.SKIP:
             return None
         self.threads.add(threading.get_ident())
         stats = frame_stats(arr, rect)
-        source = meta.get("source")
-        if source != self._source:  # another stream: its numbers are another series
-            self._source = source
-            self.series.clear()
         t = meta.get("timestamp")
-        self.series.add(time.time() if t is None else t, meta.get("uid", -1), stats.values())
-        self.last = stats
+        with self._lock:
+            if generation != self._generation:
+                return None
+            source = meta.get("source")
+            if source != self._source:  # another stream: its numbers are another series
+                self._source = source
+                self.series.clear()
+            self.series.add(time.time() if t is None else t, meta.get("uid", -1), stats.values())
+            self.last = stats
         return stats
 
     def summary(self) -> Dict[str, Any]:

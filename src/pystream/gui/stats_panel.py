@@ -188,8 +188,7 @@ class StatisticsPanel(QtWidgets.QWidget):
             self.rate_spin.setValue(rate)
 
     def clear(self) -> None:
-        self.analysis.series.clear()
-        self.analysis.last = None
+        self.analysis.restart()
         self._force_refresh()
 
     def stats(self) -> Dict[str, Any]:
