@@ -102,6 +102,15 @@ def test_the_spectrum_panel_plots_the_band_power(qtbot, publisher):
                         and len(plot.curve.getData()[1]) == len(values), timeout=10000)
         np.testing.assert_array_equal(plot.curve.getData()[1], values[:, 0])
         assert "rolling mean" in plot.numbers_label.text()
+        panel.pause_check.setChecked(True)  # the panel's Pause freezes the band power too
+        shown = len(plot.curve.getData()[1])
+        publisher.publish(spectrum(seed=9), timestamp=105.0)
+        wait_until(lambda: (receiver.band_power.series.latest() or {}).get("t") == 105.0,
+                   message="one more spectrum")
+        qtbot.wait(500)  # refreshes pass meanwhile
+        assert len(plot.curve.getData()[1]) == shown
+        panel.pause_check.setChecked(False)
+        assert len(plot.curve.getData()[1]) == shown + 1
         assert not plot.set_band("bad band")
         assert "band not changed" in plot.numbers_label.text()
         assert plot.set_band("200,300")  # channel numbers: 0..767

@@ -27,6 +27,7 @@ class BandPowerPlot(QtWidgets.QWidget):
         super().__init__(parent)
         self.model = band_power
         self._shown_version = None
+        self.paused = False  # frozen: the series goes on, the plot waits
 
         self.band_edit = QtWidgets.QLineEdit("all" if band_power.band is None
                                              else "{:g},{:g}".format(*band_power.band))
@@ -96,7 +97,7 @@ class BandPowerPlot(QtWidgets.QWidget):
     def refresh(self) -> None:
         """Copy the newest series into the plot (GUI thread; computes nothing)."""
         series = self.model.series
-        if series.version == self._shown_version or not self.isVisible():
+        if self.paused or series.version == self._shown_version or not self.isVisible():
             return
         self._shown_version = series.version
         t, _, values = series.series()
@@ -121,6 +122,11 @@ class BandPowerPlot(QtWidgets.QWidget):
         else:
             self.numbers_label.setText("band power: waiting for spectra...")
 
+    def set_paused(self, paused: bool) -> None:
+        self.paused = bool(paused)
+        if not paused:
+            self._refresh_now()
+
     def stop(self) -> None:
         self.timer.stop()
 
@@ -133,4 +139,7 @@ def attach_band_power(panel: QtWidgets.QWidget, source) -> Optional[BandPowerPlo
         return None
     plot = BandPowerPlot(model, parent=panel)
     panel.layout().addWidget(plot)
+    pause = getattr(panel, "pause_check", None)
+    if pause is not None:  # the panel's Pause freezes this plot too
+        pause.toggled.connect(plot.set_paused)
     return plot
