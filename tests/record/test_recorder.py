@@ -181,6 +181,23 @@ def test_stats_keys_and_counters(tmp_path):
     assert "recorded 3 frames" in recorder.status_text()
 
 
+def test_the_counters_read_the_final_numbers_at_once_after_stop(tmp_path):
+    """A snapshot taken just before the last frames were written must not be
+    served again after the recording ended (the final stats of a run)."""
+    recorder = Recorder(tmp_path, fmt="hdf5").start()
+    counters = Counters()
+    recorder.attach(counters)
+    for frame in make_frames(2):
+        recorder.tap(frame)
+    assert wait_for(lambda: recorder.stats()["recorded"] == 2)
+    assert counters.snapshot()["recorded"] == 2  # fills the per-snapshot cache
+    for frame in make_frames(3, start_uid=3):
+        recorder.tap(frame)
+    recorder.stop(drain=True)
+    snap = counters.snapshot()  # well within the cache's lifetime
+    assert snap["recorded"] == 5 and snap["recording"] is False
+
+
 def test_max_frames(tmp_path):
     recorder = Recorder(tmp_path, max_frames=5).start()
     for frame in make_frames(8):

@@ -427,7 +427,9 @@ class Recorder:
 
         def value(key: str):
             now = time.monotonic()
-            if now - cache["t"] > 0.05:  # one stats() per snapshot, not one per key
+            # one stats() per snapshot, not one per key; once the recording has
+            # ended the numbers are final and always read afresh
+            if now - cache["t"] > 0.05 or self.state not in ("recording", "stopping"):
                 cache["stats"], cache["t"] = self.stats(), now
             return cache["stats"][key]
 
