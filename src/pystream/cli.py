@@ -14,6 +14,7 @@ import sys
 import threading
 from typing import List, Optional
 
+from . import argtypes
 from .signals import StopRequest, StopSignals
 from .web.options import web_address
 
@@ -48,78 +49,9 @@ settings persist in ~/.pystream/viewer_config.json (last PV, colormap, window la
 """
 
 
-def _nonneg_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a TCP port, 1-65535")
-    return value
-
-
-def _colormap(text: str) -> str:
-    from .gui.image_view import COLORMAPS  # only when the option is given: it loads pyqtgraph
-    for name in COLORMAPS:
-        if name.lower() == text.lower():
-            return name
-    raise argparse.ArgumentTypeError(f"unknown colormap {text!r}; choose from {', '.join(COLORMAPS)}")
-
-
-def _size(text: str):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        if w <= 0 or h <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1024x1024, not {text!r}") from None
-    return h, w
-
-
-def _byte_size(text: str) -> int:
-    from .record import parse_size
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _freq_range(text: str):
-    from .spectra import parse_freq_range
-    try:
-        return parse_freq_range(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_pva_queue_option(g) -> None:
     from .sources.pva import DEFAULT_QUEUE_SIZE
-    g.add_argument("--pva-queue", type=_positive_int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+    g.add_argument("--pva-queue", type=argtypes.positive_int, default=DEFAULT_QUEUE_SIZE, metavar="N",
                    help="updates the pvAccess monitor may queue (on the server and here) while the "
                         "viewer is briefly busy, instead of dropping them; more absorbs longer "
                         f"hiccups, and adds latency when the stream outruns the viewer "
@@ -132,7 +64,7 @@ def add_zmq_options(g) -> None:
                         "e.g. tcp://127.0.0.1:9798")
     g.add_argument("--addr", metavar="HOST",
                    help="spectrum stream host, as in StreamReceiver (default: 127.0.0.1)")
-    g.add_argument("--port", type=_port, metavar="PORT",
+    g.add_argument("--port", type=argtypes.port, metavar="PORT",
                    help="spectrum stream port, as in StreamReceiver (default: 9798)")
 
 
@@ -157,7 +89,7 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--replay", metavar="PATH",
                    help="play a recording: a folder or a glob of TIFF files, a multi-page TIFF, "
                         "an HDF5 file or a .npy stack (wins over --pv); read one frame at a time")
-    g.add_argument("--fps", type=_nonneg_float, default=None, metavar="N",
+    g.add_argument("--fps", type=argtypes.nonneg_float, default=None, metavar="N",
                    help="replay rate in frames per second; 0 = as fast as possible (default: the "
                         "capture rate the recorded timestamps give, else 10)")
     g.add_argument("--loop", action="store_true",
@@ -168,18 +100,18 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g = parser.add_argument_group("spectra (with --zmq)")
     g.add_argument("--pol", default="XX", type=str.upper, choices=("XX", "YY", "I", "V"),
                    help="polarisation: XX, YY, I = (XX+YY)/2 or V = CI (default: XX)")
-    g.add_argument("--freq-avg", type=_positive_int, default=4, metavar="N",
+    g.add_argument("--freq-avg", type=argtypes.positive_int, default=4, metavar="N",
                    help="average N adjacent channels (default: 4: 3072 -> 768)")
-    g.add_argument("--freq-range", metavar="F0,F1", type=_freq_range,
+    g.add_argument("--freq-range", metavar="F0,F1", type=argtypes.freq_range,
                    help="frequency axis in MHz, e.g. 14.36,87.83 (default: channel numbers)")
-    g.add_argument("--buffer-length", type=_positive_int, default=1200, metavar="ROWS",
+    g.add_argument("--buffer-length", type=argtypes.positive_int, default=1200, metavar="ROWS",
                    help="spectra kept for the waterfall (default: 1200)")
-    g.add_argument("--plot-interval", type=_nonneg_float, default=0.0, metavar="S",
+    g.add_argument("--plot-interval", type=argtypes.nonneg_float, default=0.0, metavar="S",
                    help="write a spectrum + waterfall PNG every S seconds (0 = never, default)")
     g.add_argument("--plot-dir", default="spectrum_plots", metavar="DIR",
                    help="where the periodic PNGs go (default: ./spectrum_plots)")
     g = parser.add_argument_group("snapshots (with or without a window)")
-    g.add_argument("--snapshot-interval", type=_nonneg_float, default=0.0, metavar="S",
+    g.add_argument("--snapshot-interval", type=argtypes.nonneg_float, default=0.0, metavar="S",
                    help="write the image as displayed (levels, colormap, orientation, processed) "
                         "as a timestamped PNG every S seconds (0 = never, default)")
     g.add_argument("--snapshot-dir", default="snapshots", metavar="DIR",
@@ -187,16 +119,16 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--snapshot-raw", action="store_true",
                    help="with each snapshot, also the frame as received, as TIFF")
     g = parser.add_argument_group("display")
-    g.add_argument("--max-fps", type=_nonneg_float, default=0.0, metavar="FPS",
+    g.add_argument("--max-fps", type=argtypes.nonneg_float, default=0.0, metavar="FPS",
                    help="cap on frames painted per second; 0 = as fast as the screen takes them "
                         "(default: 0)")
-    g.add_argument("--display-bin", type=_nonneg_int, default=0, metavar="N",
+    g.add_argument("--display-bin", type=argtypes.nonneg_int, default=0, metavar="N",
                    help="show every Nth pixel in each direction; 0 = auto, reduce to screen "
                         "resolution (default: 0). Tools still use full resolution.")
-    g.add_argument("--colormap", default=None, metavar="NAME", type=_colormap,
+    g.add_argument("--colormap", default=None, metavar="NAME", type=argtypes.colormap,
                    help="initial colormap: gray, viridis, turbo, inferno, magma, plasma, cividis, "
                         "CET-L3, CET-R4, CET-D1 (default: the last one used, else gray)")
-    g.add_argument("--auto-every", type=_positive_int, default=1, metavar="N",
+    g.add_argument("--auto-every", type=argtypes.positive_int, default=1, metavar="N",
                    help="with Auto levels on, recompute the levels every N frames (default: 1)")
     g.add_argument("--offscreen", action="store_true",
                    help="run with no window on screen (automatic when DISPLAY is unset)")
@@ -211,7 +143,7 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g.add_argument("--record-format", default="tiff", choices=("tiff", "tiff-stack", "hdf5"),
                    help="tiff = prefix_000001.tiff sequence, tiff-stack = one BigTIFF, "
                         "hdf5 = /entry/data/data (default: tiff)")
-    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
+    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=argtypes.byte_size,
                    help="memory between receiving and writing, e.g. 2GiB; beyond it frames are "
                         "dropped and counted (default: 1GiB)")
     g.add_argument("--record", action="store_true",
@@ -224,7 +156,7 @@ def add_viewer_options(parser: argparse.ArgumentParser,
                    help="also write per-frame statistics (mean, std, min, max, sum of the frame or "
                         "the ROI: the latest and rolling over the Statistics panel's window) to "
                         "--stats-json, under frame_stats")
-    g.add_argument("--exit-after", type=_seconds, metavar="SECONDS",
+    g.add_argument("--exit-after", type=argtypes.seconds, metavar="SECONDS",
                    help="quit after SECONDS (for scripts and benchmarks)")
     g.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
@@ -234,7 +166,7 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     from .web.options import add_web_options
     add_web_options(parser.add_argument_group("web view"))
     g = parser.add_argument_group("StreamReceiver's flags (scripts written for it run unchanged)")
-    g.add_argument("--gc-interval", type=_positive_int, metavar="N",
+    g.add_argument("--gc-interval", type=argtypes.positive_int, metavar="N",
                    help="accepted and not needed: pystream makes no per-frame garbage to collect")
 
 
@@ -283,9 +215,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
     add_viewer_options(parser, pv_help="name under which the simulated detector is served and "
                                        "watched (default: pystream:demo:<process id>:Image)")
     g = parser.add_argument_group("simulated detector")
-    g.add_argument("--size", type=_size, default=(1024, 1024), metavar="WxH",
+    g.add_argument("--size", type=argtypes.size, default=(1024, 1024), metavar="WxH",
                    help="image size (default: 1024x1024)")
-    g.add_argument("--rate", type=_nonneg_float, default=30.0, metavar="HZ",
+    g.add_argument("--rate", type=argtypes.nonneg_float, default=30.0, metavar="HZ",
                    help="frames per second; 0 = as fast as possible (default: 30)")
     g.add_argument("--dtype", default="uint16", help="pixel type (default: uint16)")
     g.add_argument("--codec", default="",
@@ -303,9 +235,9 @@ def build_sim_parser() -> argparse.ArgumentParser:
     p = kinds.add_parser("pva", help="an NTNDArray detector served over PVAccess",
                          description="Serve a moving test pattern as an NTNDArray PV.")
     p.add_argument("--pv", default="pystream:sim:Image", help="PV name (default: pystream:sim:Image)")
-    p.add_argument("--size", type=_size, default=(1024, 1024), metavar="WxH",
+    p.add_argument("--size", type=argtypes.size, default=(1024, 1024), metavar="WxH",
                    help="image size (default: 1024x1024)")
-    p.add_argument("--rate", type=_nonneg_float, default=30.0, metavar="HZ",
+    p.add_argument("--rate", type=argtypes.nonneg_float, default=30.0, metavar="HZ",
                    help="frames per second; 0 = as fast as possible (default: 30)")
     p.add_argument("--dtype", default="uint16",
                    help="int8 uint8 int16 uint16 int32 uint32 int64 uint64 float32 float64 bool "
@@ -315,7 +247,7 @@ def build_sim_parser() -> argparse.ArgumentParser:
                         "(default: none)")
     p.add_argument("--color-mode", default="mono",
                    help="mono, rgb1, rgb2, rgb3, bayer, yuv422 (default: mono)")
-    p.add_argument("--frames", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--frames", type=argtypes.positive_int, default=None, metavar="N",
                    help="stop after N frames (default: run until Ctrl-C)")
     p.add_argument("--no-counter", action="store_true",
                    help="do not draw the frame counter (publishes precomputed frames faster)")
@@ -325,10 +257,10 @@ def build_sim_parser() -> argparse.ArgumentParser:
                          description="Publish synthetic spectra (bandpass, noise, drifting bursts) "
                                      "exactly as AvgStreamingOp does: PUB binds, 3-part messages.")
     z.add_argument("--addr", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    z.add_argument("--port", type=_port, default=9798, help="port to bind (default: 9798)")
-    z.add_argument("--rate", type=_nonneg_float, default=4.0, metavar="HZ",
+    z.add_argument("--port", type=argtypes.port, default=9798, help="port to bind (default: 9798)")
+    z.add_argument("--rate", type=argtypes.nonneg_float, default=4.0, metavar="HZ",
                    help="messages per second; 0 = as fast as possible (default: 4)")
-    z.add_argument("--count", type=_positive_int, default=None, metavar="N",
+    z.add_argument("--count", type=argtypes.positive_int, default=None, metavar="N",
                    help="stop after N messages (default: run until Ctrl-C)")
     z.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
@@ -353,13 +285,13 @@ def build_record_parser() -> argparse.ArgumentParser:
                    help="default: tiff (a sequence of files)")
     g.add_argument("--prefix", default="frame", help="file name prefix (default: frame)")
     stop = g.add_mutually_exclusive_group()
-    stop.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames")
-    stop.add_argument("--seconds", type=_seconds, metavar="S", help="stop after S seconds")
-    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=_byte_size,
+    stop.add_argument("--frames", type=argtypes.positive_int, metavar="N", help="stop after N frames")
+    stop.add_argument("--seconds", type=argtypes.seconds, metavar="S", help="stop after S seconds")
+    g.add_argument("--record-buffer", default="1GiB", metavar="SIZE", type=argtypes.byte_size,
                    help="memory between receiving and writing (default: 1GiB); beyond it frames "
                         "are dropped and counted")
     g.add_argument("--compression", default=None, help="TIFF/HDF5 compression, e.g. zlib (default: none)")
-    g.add_argument("--connect-timeout", type=_nonneg_float, default=30.0, metavar="S",
+    g.add_argument("--connect-timeout", type=argtypes.nonneg_float, default=30.0, metavar="S",
                    help="give up (exit status 1) when the source has not connected after S "
                         "seconds; 0 = wait forever (default: 30)")
     g.add_argument("--no-progress", action="store_true", help="no progress line")

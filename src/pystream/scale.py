@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from . import argtypes
+
 log = logging.getLogger("pystream.scale")
 
 PROCESSOR_CLASS = "pystream.hpc.PipelineProcessor"
@@ -337,23 +339,23 @@ def build_scale_parser() -> argparse.ArgumentParser:
     parser.add_argument("--proc-config", metavar="PATH", default=None,
                         help="processor pipeline JSON, as the viewer's --proc-config (default: "
                              "pipelines/processors.json, looked up as the viewer does)")
-    parser.add_argument("--consumers", type=_positive_int, default=2, metavar="N",
+    parser.add_argument("--consumers", type=argtypes.positive_int, default=2, metavar="N",
                         help="consumer processes to start here (default: 2)")
     parser.add_argument("--collector", action="store_true",
                         help="also start a collector publishing one ordered output PV OUT")
-    parser.add_argument("--first-id", type=_positive_int, default=1, metavar="ID",
+    parser.add_argument("--first-id", type=argtypes.positive_int, default=1, metavar="ID",
                         help="id of the first consumer started here (default: 1)")
-    parser.add_argument("--total-consumers", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--total-consumers", type=argtypes.positive_int, default=None, metavar="N",
                         help="consumers on all hosts together, when others run elsewhere "
                              "(default: --consumers); sets the collector's producer list")
-    parser.add_argument("--distributor-updates", type=_positive_int, default=1, metavar="K",
+    parser.add_argument("--distributor-updates", type=argtypes.positive_int, default=1, metavar="K",
                         help="consecutive updates each consumer takes in turn (default: 1)")
     parser.add_argument("--on-error", choices=("pass", "drop"), default="pass",
                         help="a frame on which a step failed: publish it with the step "
                              "bypassed (pass, default) or not at all (drop)")
     parser.add_argument("--codec", default="",
                         help="compress the output: lz4, bslz4, blosc, zlib (default: none)")
-    parser.add_argument("--server-queue-size", type=_positive_int, default=4, metavar="N",
+    parser.add_argument("--server-queue-size", type=argtypes.positive_int, default=4, metavar="N",
                         help="updates the server may queue for each consumer while it is busy "
                              "(default: 4)")
     parser.add_argument("--log-dir", metavar="DIR", default=None,
@@ -364,21 +366,6 @@ def build_scale_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level (default: INFO)")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _byte_size(text: str) -> int:
-    from .record import parse_size
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def plan_from_args(args: argparse.Namespace) -> ScalePlan:
@@ -497,14 +484,14 @@ def add_scale_viewer_options(parser: argparse.ArgumentParser) -> None:
                    help="read the status channels OUT:<id>:status of the consumers that "
                         "`pystream scale --output OUT` started: their processed fps and errors "
                         "go into the status bar and --stats-json (scale_*)")
-    g.add_argument("--scale-consumers", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--scale-consumers", type=argtypes.positive_int, default=None, metavar="N",
                    help="with --scale-status: consumer ids 1..N (default: 4)")
     g.add_argument("--publish", metavar="NAME", default=None,
                    help="serve the processed frames as an NTNDArray PV NAME (ImageJ, "
                         "c2dataviewer, another pystream can subscribe)")
     g.add_argument("--publish-displayed", action="store_true",
                    help="with --publish: only the frames shown, not every received frame")
-    g.add_argument("--publish-buffer", default="256MiB", metavar="SIZE", type=_byte_size,
+    g.add_argument("--publish-buffer", default="256MiB", metavar="SIZE", type=argtypes.byte_size,
                    help="memory for frames waiting to be processed and published; beyond it "
                         "frames are dropped and counted in publish_drops (default: 256MiB)")
 
