@@ -124,6 +124,10 @@ def add_pva_queue_option(g) -> None:
                         "viewer is briefly busy, instead of dropping them; more absorbs longer "
                         f"hiccups, and adds latency when the stream outruns the viewer "
                         f"(default: {DEFAULT_QUEUE_SIZE}; pvAccess's own default is 2)")
+    g.add_argument("--pva-lossless", action="store_true",
+                   help="take every update off the wire even while nothing records (default: "
+                        "while only the display uses them, receive about as fast as it shows "
+                        "them and let the server drop the rest, counted in skipped_upstream)")
 
 
 def add_zmq_options(g) -> None:
@@ -464,7 +468,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     if source is not None:
         window.connect_source(source)
     elif pv:
-        window.connect_source(PvaSource(pv, queue_size=args.pva_queue))
+        window.connect_source(PvaSource(pv, queue_size=args.pva_queue, paced=not args.pva_lossless))
         if args.pv and not demo_pv:
             remember(args.pv)
     elif not endpoint:

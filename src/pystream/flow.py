@@ -385,6 +385,7 @@ class FrameRouter:
         self._state_error = ""  # the last error a state change reported
         self._paced_last = False  # the last frame was paced: a gap before the next was our doing
         self._display_stalled = False  # the last wait timed out (display paused or slow)
+        self.paced_waits = 0  # frames ``pace`` waited on
         self._taken_at: Optional[float] = None  # when ``pace`` last saw the display take a frame
         self._take_interval: Optional[float] = None  # smoothed seconds between those takes
 
@@ -431,6 +432,7 @@ class FrameRouter:
             timeout = self.PACE_MAX_S
         else:
             timeout = min(self.PACE_MAX_S, max(self.PACE_MIN_S, 1.5 * interval))
+        self.paced_waits += 1
         taken = slot.wait_taken(timeout, cancel=lambda: bool(self._taps))
         self._display_stalled = not taken
         if taken:

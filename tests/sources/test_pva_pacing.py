@@ -137,7 +137,11 @@ def test_a_slow_paint_decodes_nothing_in_vain(publisher, session):
 def test_pacing_one_channel_does_not_stall_another_on_the_same_server(pva_server, pv_name, session):
     """pvapy calls every channel's callback on one thread, and both PVs share
     one TCP connection: while one is paced by a slow display, a 100 Hz PV
-    on the same server still gets every update."""
+    on the same server still gets every update. (Both share one TCP stream:
+    the other PV's updates queue behind the image's, so waiting on every
+    image frame, old ones too, would starve it: measured, fewer than 5
+    updates in 30 s with ``PACE_FRESH_S`` at 60 s. Old frames are passed on
+    at once, which drains that queue.)"""
     from pystream.publish.pva_sim import NtndArrayPublisher
 
     image_pub = NtndArrayPublisher(pv_name, server=pva_server)
@@ -162,7 +166,7 @@ def test_pacing_one_channel_does_not_stall_another_on_the_same_server(pva_server
         assert shown.wait(5) and collector.wait_for(lambda c: len(c.frames) >= 5)
         first = collector.frames[-1].uid
         assert shown.wait(len(shown.uids) + 30)  # 1.5 s or more of pacing
-        assert session.stats()["skipped_upstream"] > 0
+        assert session.router.paced_waits > 10  # the image's callback was held
         last = other.uid
         assert collector.wait_uid(last, timeout=10)
         uids = [f.uid for f in collector.frames if first <= f.uid <= last]

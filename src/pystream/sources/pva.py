@@ -11,12 +11,16 @@ Then, when nothing needs every frame (no recorder or other lossless tap),
 it uses that flow control on purpose: ``sink.pace()`` holds the callback
 (bounded) until the display has taken the frame, so pvAccess stops reading
 and the server's monitor queue drops what the screen cannot show, before
-it is sent (display-paced mode). With a tap, ``pace`` returns at once and
-every update is taken off the wire (lossless mode); the switch is live.
+it is sent (display-paced mode); only fresh frames are waited on (see
+``PACE_FRESH_S``). With a tap, ``pace`` returns at once and every update is
+taken off the wire (lossless mode); the switch is live. pvapy calls the
+callbacks of every channel on one thread, so the wait is bounded (see
+``FrameRouter.PACE_MAX_S``) for the sake of other PVs of the same process.
 Measured against pvAccess's pipelined flow control
-(``record[pipeline=true]``, acknowledged as the callback returns): no less
-CPU in the client when paced, half the rate of a lossless flood at 1024²
-(580 against 1050 frames/s), and the request cannot change without
+(``record[pipeline=true,queueSize=N]``, acknowledged as the callback
+returns), at 1024² with a 16 ms hold: no less CPU in the client, frames
+older (p50 82 ms with N=2, 276 ms with N=1), half the rate of a lossless
+flood (580 against 1050 frames/s), and the request cannot change without
 restarting the monitor (a gap at the switch); so not used.
 """
 from __future__ import annotations
@@ -98,7 +102,7 @@ PACE_FRESH_S = 0.01
 # interval (0.25, 0.5, 1, 2, 4, 8, 16, 32 s... seen with EPICS_PVA_DEBUG=3,
 # pvapy 5.6) and relies on the server's beacon to search again at once when
 # it returns; that beacon is not seen on loopback, so a server back after a
-# 40 s outage was found only 20 s later. A fresh channel searches at once.
+# 40 s outage was found only 23 s later. A fresh channel searches at once.
 RECREATE_BACKOFF = (1.0, 2.0, 4.0, 5.0)
 
 
@@ -125,8 +129,11 @@ class PvaSource(Source):
 
     kind = "pva"
 
-    def __init__(self, pv_name: str, queue_size: int = DEFAULT_QUEUE_SIZE):
+    def __init__(self, pv_name: str, queue_size: int = DEFAULT_QUEUE_SIZE, paced: bool = True):
+        """``paced=False``: take every update off the wire even when only the
+        display uses them (see the module's docstring)."""
         super().__init__(pv_name)
+        self.paced = paced
         if queue_size < 1:
             raise ValueError(f"pvAccess queue size must be at least 1, not {queue_size}")
         self.queue_size = queue_size
@@ -197,7 +204,7 @@ class PvaSource(Source):
             return
         sink.on_frame(Frame(snap, uid=snap.uid, source=self.name, decode=decode_ntndarray,
                             t_recv=t_recv, nbytes=snap.nbytes))
-        pace = getattr(sink, "pace", None)
+        pace = getattr(sink, "pace", None) if self.paced else None
         if pace is not None:  # while only the display needs frames, until it has taken this one
             pace(wait=self._is_fresh(snap, t_recv))
 
