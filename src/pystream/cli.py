@@ -124,10 +124,6 @@ def add_pva_queue_option(g) -> None:
                         "viewer is briefly busy, instead of dropping them; more absorbs longer "
                         f"hiccups, and adds latency when the stream outruns the viewer "
                         f"(default: {DEFAULT_QUEUE_SIZE}; pvAccess's own default is 2)")
-    g.add_argument("--pva-lossless", action="store_true",
-                   help="take every update off the wire even while nothing records (default: "
-                        "while only the display uses them, receive about as fast as it shows "
-                        "them and let the server drop the rest, counted in skipped_upstream)")
 
 
 def add_zmq_options(g) -> None:
@@ -156,6 +152,10 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g = parser.add_argument_group("source")
     g.add_argument("--pv", metavar="NAME", help=pv_help)
     add_pva_queue_option(g)
+    g.add_argument("--pva-lossless", action="store_true",
+                   help="take every update off the wire even while nothing records (default: "
+                        "while only the display uses them, receive about as fast as it shows "
+                        "them and let the server drop the rest, counted in skipped_upstream)")
     add_zmq_options(g)
     g = parser.add_argument_group("replay a recording (instead of a live stream)")
     g.add_argument("--replay", metavar="PATH",

@@ -408,16 +408,18 @@ class FrameRouter:
     def remove_tap(self, tap: Callable[[Frame], None]) -> None:
         self._taps = [t for t in self._taps if t is not tap]
 
-    def pace(self, wait: bool = True) -> None:
+    def pace(self, wait: bool = True, lossless: bool = False) -> None:
         """Called by a pacing source after ``on_frame``: wait until the display
         has taken the frame, at most 1.5 intervals between its takes (within
         ``PACE_MIN_S``..``PACE_MAX_S``; ``PACE_MIN_S`` while the display is
         not taking frames, e.g. paused or nobody looks). Returns at once when
         a tap needs every frame, or when nothing displays, or with
         ``wait=False`` (the source saw the frame was already old: a backlog
-        that built up while it waited, to be caught up with, not shown)."""
+        that built up while it waited, to be caught up with, not shown).
+        ``lossless=True``: the source was asked to take every update (it
+        only reports the mode)."""
         slot = self.slot
-        if slot is None or self._taps:
+        if slot is None or self._taps or lossless:
             self._paced_last = False
             self.counters.receive_mode = "lossless"
             return

@@ -204,9 +204,9 @@ class PvaSource(Source):
             return
         sink.on_frame(Frame(snap, uid=snap.uid, source=self.name, decode=decode_ntndarray,
                             t_recv=t_recv, nbytes=snap.nbytes))
-        pace = getattr(sink, "pace", None) if self.paced else None
+        pace = getattr(sink, "pace", None)
         if pace is not None:  # while only the display needs frames, until it has taken this one
-            pace(wait=self._is_fresh(snap, t_recv))
+            pace(wait=self._is_fresh(snap, t_recv), lossless=not self.paced)
 
     @staticmethod
     def _is_fresh(snap: NtndSnapshot, t_recv: float) -> bool:
