@@ -10,9 +10,13 @@ a 2-core machine they would split the CPU):
    uint16 --no-counter`` (rate 0 = flood) and ``benchmarks/bare_monitor.py``
    against it: received fps, uid gaps, CPU %, peak RSS;
 2. another fresh publisher (new PV name, same settings) and ``pystream --pv
-   NAME --offscreen --stats-json FILE``: received and displayed fps from two
-   stats snapshots (after the warm-up and at the end of the window), latency
-   p50/p95 (the viewer's last 1000 paints), CPU % and peak RSS.
+   NAME --offscreen --stats-json FILE`` (``paced``: nothing records, so it
+   receives about as fast as it paints), then the same with ``--pva-lossless``
+   (``lossless``: every update taken off the wire, as while recording):
+   received and displayed fps from two stats snapshots (after the warm-up
+   and at the end of the window), frames the server did not send
+   (``skipped_upstream``), latency p50/p95 (the viewer's last 1000 paints),
+   CPU % and peak RSS.
 
 A fresh publisher per consumer so each starts from the same state (no
 backlog, uid from 1). CPU % is user+system time of the process over the
@@ -308,10 +312,10 @@ def read_stats(path: str) -> dict[str, Any] | None:
 
 
 def run_pystream(pv: str, seconds: float, warmup: float, workdir: str, sampler: Sampler,
-                 rss_every: float = 0.0) -> dict[str, Any]:
+                 rss_every: float = 0.0, extra: tuple = ()) -> dict[str, Any]:
     stats = os.path.join(workdir, pv.replace(":", "_") + ".stats.json")
     cmd = ["pystream", "--pv", pv, "--offscreen", "--exit-after", str(seconds + warmup + 60),
-           "--stats-json", stats, "--log-level", "WARNING"] + VIEWER_ARGS
+           "--stats-json", stats, "--log-level", "WARNING"] + VIEWER_ARGS + list(extra)
     env = dict(ENV, HOME=workdir)  # keep the user's ~/.pystream settings out of it
     proc = subprocess.Popen(cmd, env=env, preexec_fn=_pinned("consumer"))
     sampler.track("consumer", proc.pid)
@@ -362,8 +366,10 @@ def run_pystream(pv: str, seconds: float, warmup: float, workdir: str, sampler: 
         "decoded": d("decoded"),
         "skipped": d("skipped"),
         "dropped_upstream": d("dropped_upstream"),
+        "skipped_upstream": d("skipped_upstream"),
         "rejected": d("rejected"),
-        "publisher_fps": round((d("received") + d("dropped_upstream")) / span, 2) if span > 0 else None,
+        "publisher_fps": (round((d("received") + d("dropped_upstream") + d("skipped_upstream")) / span, 2)
+                          if span > 0 else None),
         "latency_ms_p50": sb.get("latency_ms_p50"),
         "latency_ms_p95": sb.get("latency_ms_p95"),
         "cpu_pct": sampler.cpu_pct("consumer", a[0], b[0]),
@@ -396,7 +402,11 @@ def window_context(sampler: Sampler, window) -> dict[str, Any]:
 
 QUIET = {"threshold": 0.5, "max_wait": 60.0}
 VIEWER_ARGS: list[str] = []  # extra pystream options (--viewer-args)
-CONSUMERS: list[str] = ["bare", "pystream"]
+# bare: benchmarks/bare_monitor.py; paced: pystream as it starts (nothing
+# records: receives what the display shows); lossless: pystream --pva-lossless
+# (every update taken off the wire, as while recording)
+CONSUMERS: list[str] = ["bare", "paced", "lossless"]
+VIEWERS = {"paced": (), "lossless": ("--pva-lossless",), "pystream": ()}
 
 
 def wait_for_quiet(sampler: Sampler) -> dict[str, Any]:
@@ -430,7 +440,7 @@ def run_phase(size: int, rate: float, seconds: float, warmup: float, workdir: st
             if consumer == "bare":
                 res = run_bare(pv, seconds, warmup, workdir, sampler)
             else:
-                res = run_pystream(pv, seconds, warmup, workdir, sampler)
+                res = run_pystream(pv, seconds, warmup, workdir, sampler, extra=VIEWERS[consumer])
         finally:
             pub.stop()
         if "_window" in res:
@@ -449,12 +459,12 @@ def run_phase(size: int, rate: float, seconds: float, warmup: float, workdir: st
 
 def check_targets(row: dict[str, Any]) -> list[str]:
     """The issue's targets, as notes (benchmarks never fail)."""
-    bare, ps = row.get("bare", {}), row.get("pystream", {})
+    bare, ps = row.get("bare", {}), row.get("paced", row.get("pystream", {}))
     size, rate = row["size"], row["rate"]
     misses = []
     disp = ps.get("display_fps") or 0
     if rate == 0:
-        need = 30 if size >= 2048 else 60
+        need = 60 if size >= 2048 else 120
         if disp < need:
             misses.append(f"displayed {disp:.0f} < {need}")
         if bare.get("recv_fps") and (ps.get("recv_fps") or 0) < 0.9 * bare["recv_fps"]:
@@ -513,26 +523,35 @@ def fmt(v, spec="{:.0f}"):
 
 
 def markdown(rows: list[dict[str, Any]], soak: dict[str, Any] | None) -> str:
+    """One line per consumer of each (size, rate); ratios against the bare
+    monitor of the same row (the same minutes of this shared machine)."""
     out = [] if not rows else [
-        ("| size | publisher | sent fps | bare recv fps | bare CPU % | bare RSS MB "
-        "| pystream recv fps | recv / bare | displayed fps | dropped upstream | latency p50 / p95 ms "
-        "| pystream CPU % (GUI thread) | pystream peak RSS MB | publisher CPU % | other load (cores) | targets missed |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| size | publisher | consumer | sent fps | recv fps | recv / bare | displayed fps "
+         "| skipped upstream | dropped upstream | latency p50 / p95 ms | CPU % (GUI thread) "
+         "| peak RSS MB | publisher CPU % | other load (cores) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        b, p = r.get("bare", {}), r.get("pystream", {})
-        ratio = (p.get("recv_fps") or 0) / b["recv_fps"] if b.get("recv_fps") else None
-        out.append(
-            f"| {r['size']}² | {rate_label(r['rate'])} "
-            f"| {fmt(p.get('publisher_fps'))} "
-            f"| {fmt(b.get('recv_fps'))} | {fmt(b.get('cpu_pct'))} | {fmt(b.get('peak_rss_mb'))} "
-            f"| {fmt(p.get('recv_fps'))} | {fmt(ratio and 100 * ratio, '{:.0f} %')} "
-            f"| {fmt(p.get('display_fps'))} | {fmt(p.get('dropped_upstream'), '{}')} "
-            f"| {fmt(p.get('latency_ms_p50'), '{:.1f}')} / {fmt(p.get('latency_ms_p95'), '{:.1f}')} "
-            f"| {fmt(p.get('cpu_pct'))} ({fmt(p.get('gui_thread_cpu_pct'))}) | {fmt(p.get('peak_rss_mb'))} "
-            f"| {fmt(p.get('publisher_cpu_pct'))} "
-            f"| {fmt(b.get('other_load_cores'), '{:.2f}')} / {fmt(p.get('other_load_cores'), '{:.2f}')} "
-            f"| {'; '.join(r.get('targets', [])) or 'none'} |")
+        b = r.get("bare", {})
+        for consumer in CONSUMERS:
+            p = r.get(consumer)
+            if p is None:
+                continue
+            ratio = (p.get("recv_fps") or 0) / b["recv_fps"] if b.get("recv_fps") else None
+            bare = consumer == "bare"
+            out.append(
+                f"| {r['size']}² | {rate_label(r['rate'])} | {consumer} "
+                f"| {fmt(p.get('publisher_fps'))} | {fmt(p.get('recv_fps'))} "
+                f"| {'' if bare else fmt(ratio and 100 * ratio, '{:.0f} %')} "
+                f"| {'' if bare else fmt(p.get('display_fps'))} "
+                f"| {'' if bare else fmt(p.get('skipped_upstream'), '{}')} "
+                f"| {fmt(p.get('uid_gaps') if bare else p.get('dropped_upstream'), '{}')} "
+                f"| {'' if bare else fmt(p.get('latency_ms_p50'), '{:.1f}') + ' / ' + fmt(p.get('latency_ms_p95'), '{:.1f}')} "
+                f"| {fmt(p.get('cpu_pct'))}{'' if bare else ' (' + fmt(p.get('gui_thread_cpu_pct')) + ')'} "
+                f"| {fmt(p.get('peak_rss_mb'))} | {fmt(p.get('publisher_cpu_pct'))} "
+                f"| {fmt(p.get('other_load_cores'), '{:.2f}')} |")
+        if r.get("targets"):
+            out.append(f"| | | targets missed (paced) | {'; '.join(r['targets'])} | | | | | | | | | | |")
     if soak:
         out += [
             "" if rows else None,
@@ -562,12 +581,12 @@ def medians(rows: list[dict[str, Any]]) -> str:
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["size"], r["rate"]), []).append(r)
-    out = ["| size | publisher | rounds | bare recv fps | pystream recv fps | recv / bare (min-max) "
-           "| displayed fps | latency p50 ms | pystream CPU % | pystream peak RSS MB |",
+    out = ["| size | publisher | rounds | bare recv fps | paced recv fps | recv / bare (min-max) "
+           "| displayed fps | latency p50 ms | paced CPU % | paced peak RSS MB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for (size, rate), group in groups.items():
         bare = [g.get("bare", {}) for g in group]
-        ps = [g.get("pystream", {}) for g in group]
+        ps = [g.get("paced", g.get("pystream", {})) for g in group]
         ratios = [p["recv_fps"] / b["recv_fps"] for b, p in zip(bare, ps)
                   if b.get("recv_fps") and p.get("recv_fps") is not None]
         col = lambda rows_, key: _median([x.get(key) for x in rows_])  # noqa: E731
@@ -627,8 +646,9 @@ def main(argv=None) -> int:
                         help="... but at most this many seconds (default 60; 0 = don't wait)")
     parser.add_argument("--viewer-args", default="",
                         help="extra pystream options, e.g. \"--max-fps 60\" (default: none)")
-    parser.add_argument("--consumers", default="bare,pystream",
-                        help="which consumers to run per phase (default: bare,pystream)")
+    parser.add_argument("--consumers", default="bare,paced,lossless",
+                        help="which consumers to run per phase: bare, paced (pystream as it starts), "
+                             "lossless (pystream --pva-lossless) (default: bare,paced,lossless)")
     parser.add_argument("--pin", action="store_true",
                         help="publisher on CPU 1, consumers on CPU 0 (each has a core of its own)")
     parser.add_argument("--out", help="JSON result path (default: benchmarks/results/pva_display-<time>.json)")

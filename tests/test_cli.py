@@ -61,9 +61,17 @@ def run_until(args, home, stats, condition, timeout=60, env_changes=None):
 
 def test_help_explains_every_option():
     text = build_viewer_parser().format_help()
-    for option in ("--pv", "--pva-queue", "--max-fps", "--display-bin", "--log-level", "--log-file",
+    for option in ("--pv", "--pva-queue", "--pva-lossless", "--max-fps", "--display-bin", "--log-level", "--log-file",
                    "--offscreen", "--stats-json", "--exit-after", "pystream demo", "pystream sim pva"):
         assert option in text
+
+
+def test_pva_lossless_takes_every_update_with_nothing_recording(home, pv_name):
+    stats = home / "stats.json"
+    code, err, data = run_until(["demo", "--offscreen", "--size", "64x64", "--pv", pv_name,
+                                 "--pva-lossless"], home, stats, lambda d: d["displayed"] > 5)
+    assert code == 0, err
+    assert data["receive_mode"] == "lossless" and data["skipped_upstream"] == 0
 
 
 def test_demo_shows_frames_and_writes_stats(home, pv_name):
@@ -74,6 +82,7 @@ def test_demo_shows_frames_and_writes_stats(home, pv_name):
     assert data["source"] == f"pva://{pv_name}"  # --pv names the simulated detector
     assert "never connected" not in err
     assert data["state"] == "stopped"  # the final numbers are written after the source stops
+    assert data["receive_mode"] == "paced"  # nothing records: received as fast as shown
     assert data["displayed"] > 10 and data["received"] >= data["displayed"]
     assert data["rejected"] == 0
     assert data["latency_ms_p50"] is not None

@@ -97,3 +97,41 @@ def test_counters_snapshot_has_the_documented_names():
     assert snap["rejected_by_reason"] == {"size_mismatch": 1}
     assert snap["displayed"] == 1
     assert "size_mismatch" in snap["last_error"]
+
+
+def test_paced_uid_gaps_are_skipped_upstream_not_dropped():
+    """The router's accounting, frame by frame: a gap after a paced frame is
+    the server not sending what we did not take; after a lossless one it is
+    a loss."""
+    router = FrameRouter(Counters(), LatestFrameSlot())
+    for uid in (1, 5):
+        router.on_frame(Frame(None, uid=uid, source="test"))
+        router.pace(wait=False)
+    router.add_tap(lambda frame: None)
+    for uid in (6, 9):
+        router.on_frame(Frame(None, uid=uid, source="test"))
+        router.pace()
+    snap = router.counters.snapshot()
+    assert (snap["skipped_upstream"], snap["dropped_upstream"]) == (3, 2)
+    assert snap["receive_mode"] == "lossless"
+
+
+def test_pace_waits_until_the_display_takes_the_frame_or_a_tap_needs_every_frame():
+    """The wait is bounded; a tap added meanwhile ends it at once."""
+    import time
+
+    slot = LatestFrameSlot()
+    router = FrameRouter(Counters(), slot)
+    router.on_frame(Frame(None, uid=1, source="test"))
+    taker = threading.Timer(0.01, slot.take)
+    taker.start()
+    router.pace()  # returns once taken
+    assert len(slot) == 0 and not router._display_stalled
+    router.on_frame(Frame(None, uid=2, source="test"))
+    threading.Timer(0.005, router.add_tap, args=(lambda frame: None,)).start()
+    router.pace()  # nobody takes; the tap ends the wait
+    assert router.lossless and len(slot) == 1
+    router.remove_tap(router._taps[0])
+    started = time.monotonic()
+    router.pace()  # nobody takes: bounded
+    assert time.monotonic() - started < 1.0 and router._display_stalled

@@ -84,6 +84,10 @@ def add_viewer_options(parser: argparse.ArgumentParser,
     g = parser.add_argument_group("source")
     g.add_argument("--pv", metavar="NAME", help=pv_help)
     add_pva_queue_option(g)
+    g.add_argument("--pva-lossless", action="store_true",
+                   help="take every update off the wire even while nothing records (default: "
+                        "while only the display uses them, receive about as fast as it shows "
+                        "them and let the server drop the rest, counted in skipped_upstream)")
     add_zmq_options(g)
     g = parser.add_argument_group("replay a recording (instead of a live stream)")
     g.add_argument("--replay", metavar="PATH",
@@ -396,7 +400,7 @@ def run_viewer(args: argparse.Namespace, *, demo_pv: Optional[str] = None,
     if source is not None:
         window.connect_source(source)
     elif pv:
-        window.connect_source(PvaSource(pv, queue_size=args.pva_queue))
+        window.connect_source(PvaSource(pv, queue_size=args.pva_queue, paced=not args.pva_lossless))
         if args.pv and not demo_pv:
             remember(args.pv)
     elif not endpoint:

@@ -6,7 +6,9 @@
   a put is refused and the caller counts a drop.
 - ``Counters``: every number the status bar and ``--stats-json`` show.
 - ``FrameRouter``: the sink a source hands frames to; does only O(1) work
-  (count, uid-gap check, put) so the source's thread is never slowed.
+  (count, uid-gap check, put) so the source's thread is never slowed; and
+  tells a source that can hold back its producer (pvAccess) whether anyone
+  needs every frame (``lossless``), or only the display (``pace``).
 """
 from __future__ import annotations
 
@@ -110,12 +112,13 @@ class Counters:
     """Thread-safe counters; ``snapshot()`` is what ``--stats-json`` writes.
 
     Names are part of the user interface (scripts read them): received,
-    dropped_upstream, skipped, decoded, displayed, rejected (+ by reason),
-    recv_fps, display_fps, latency_ms_p50/p95, state.
+    dropped_upstream, skipped_upstream, skipped, decoded, displayed, rejected
+    (+ by reason), recv_fps, display_fps, latency_ms_p50/p95, state,
+    receive_mode.
     """
 
-    COUNT_NAMES = ("received", "dropped_upstream", "skipped", "decoded", "displayed",
-                   "rejected", "restarts")
+    COUNT_NAMES = ("received", "dropped_upstream", "skipped_upstream", "skipped", "decoded",
+                   "displayed", "rejected", "restarts")
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -127,6 +130,7 @@ class Counters:
         self.state = "idle"
         self.last_error = ""
         self.notices: List[str] = []
+        self.receive_mode = ""  # "paced" or "lossless" for a source that paces; "" otherwise
         self.extra: Dict[str, Any] = {}  # gauges owned by other parts (recorder, pipeline...)
         self._t0 = time.monotonic()
 
@@ -145,16 +149,20 @@ class Counters:
             self.display_rate = RateMeter()
             self.latency = LatencyStats()
             self.state = "idle"
+            self.receive_mode = ""
             self.last_error = ""
             self.notices = []
             self._t0 = time.monotonic()
 
-    def received(self, dropped_upstream: int = 0, restart: bool = False) -> None:
+    def received(self, dropped_upstream: int = 0, restart: bool = False,
+                 skipped_upstream: int = 0) -> None:
         with self._lock:
             c = self.counts
             c["received"] += 1
             if dropped_upstream:
                 c["dropped_upstream"] += dropped_upstream
+            if skipped_upstream:
+                c["skipped_upstream"] += skipped_upstream
             if restart:
                 c["restarts"] += 1
             self.recv_rate.tick()
@@ -214,6 +222,7 @@ class Counters:
                 latency_ms_p50=p50,
                 latency_ms_p95=p95,
                 state=self.state,
+                receive_mode=self.receive_mode,
                 last_error=self.last_error,
                 notices=list(self.notices),
                 uptime_s=round(time.monotonic() - self._t0, 3),
@@ -235,7 +244,7 @@ class LatestFrameSlot:
     def put(self, frame: Any) -> Any:
         with self._cond:
             old, self._frame = self._frame, frame
-            self._cond.notify()
+            self._cond.notify_all()
         return old
 
     def take(self, timeout: Optional[float] = None) -> Any:
@@ -246,7 +255,21 @@ class LatestFrameSlot:
             frame, self._frame = self._frame, None
             if frame is not None:
                 self.taken += 1
+                self._cond.notify_all()  # a source in ``wait_taken``
             return frame
+
+    def wait_taken(self, timeout: float, cancel: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until the slot's frame has been taken (or the slot closed, or
+        ``cancel()`` is true after a ``wake``), at most ``timeout`` seconds.
+        True if the slot is empty."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is None or self._closed or cancel(), timeout)
+            return self._frame is None
+
+    def wake(self) -> None:
+        """Make ``wait_taken`` look at its ``cancel`` again."""
+        with self._cond:
+            self._cond.notify_all()
 
     def put_back(self, frame: Any) -> bool:
         """Return a taken frame the taker cannot use now (e.g. paused
@@ -336,7 +359,22 @@ class FrameRouter:
     Counts, checks uid gaps, puts the frame in the display slot (latest wins;
     a replaced frame counts as skipped) and offers it to every lossless tap
     (recorders). A tap is a callable ``tap(frame) -> None``.
+
+    Display pacing: a source whose producer drops what the consumer does not
+    take (pvAccess: the server's monitor queue overwrites while the client
+    callback has not returned) calls ``pace()`` after each frame. With no
+    tap, nobody needs every frame, so ``pace`` waits (bounded) until the
+    display has taken the frame: the producer sends only what the screen
+    shows. uid gaps after a paced frame are ``skipped_upstream``, not
+    ``dropped_upstream``. With a tap (``lossless``), ``pace`` returns at once.
     """
+
+    # bounds of the wait in ``pace``: 1.5 intervals between the display's
+    # takes, within these. The upper one also bounds how long other channels
+    # sharing the source's thread wait (pvapy calls every channel's callback
+    # on one thread): a 100 Hz PV with pvAccess queue 4 rides out 40 ms.
+    PACE_MIN_S = 0.02
+    PACE_MAX_S = 0.06
 
     def __init__(self, counters: Counters, slot: Optional[LatestFrameSlot] = None):
         self.counters = counters
@@ -345,16 +383,66 @@ class FrameRouter:
         self._taps: List[Callable[[Frame], None]] = []
         self._state_listeners: List[Callable[[str, str], None]] = []
         self._state_error = ""  # the last error a state change reported
+        self._paced_last = False  # the last frame was paced: a gap before the next was our doing
+        self._display_stalled = False  # the last wait timed out (display paused or slow)
+        self.paced_waits = 0  # frames ``pace`` waited on
+        self._taken_at: Optional[float] = None  # when ``pace`` last saw the display take a frame
+        self._take_interval: Optional[float] = None  # smoothed seconds between those takes
+
+    @property
+    def lossless(self) -> bool:
+        """Someone needs every frame (a lossless tap: recorder, ``every_frame``, publisher)."""
+        return bool(self._taps)
 
     def reset(self) -> None:
         """A new source: its uid sequence has nothing to do with the last one's."""
         self.uids = UidTracker()
+        self._paced_last = self._display_stalled = False
+        self._taken_at = self._take_interval = None
 
     def add_tap(self, tap: Callable[[Frame], None]) -> None:
         self._taps = self._taps + [tap]  # copy-on-write: the source thread iterates lock-free
+        if self.slot is not None:
+            self.slot.wake()  # a source waiting in pace() stops waiting at once
 
     def remove_tap(self, tap: Callable[[Frame], None]) -> None:
         self._taps = [t for t in self._taps if t is not tap]
+
+    def pace(self, wait: bool = True, lossless: bool = False) -> None:
+        """Called by a pacing source after ``on_frame``: wait until the display
+        has taken the frame, at most 1.5 intervals between its takes (within
+        ``PACE_MIN_S``..``PACE_MAX_S``; ``PACE_MIN_S`` while the display is
+        not taking frames, e.g. paused or nobody looks). Returns at once when
+        a tap needs every frame, or when nothing displays, or with
+        ``wait=False`` (the source saw the frame was already old: a backlog
+        that built up while it waited, to be caught up with, not shown).
+        ``lossless=True``: the source was asked to take every update (it
+        only reports the mode)."""
+        slot = self.slot
+        if slot is None or self._taps or lossless:
+            self._paced_last = False
+            self.counters.receive_mode = "lossless"
+            return
+        self._paced_last = True
+        self.counters.receive_mode = "paced"
+        if not wait:
+            return
+        interval = self._take_interval
+        if self._display_stalled:
+            timeout = self.PACE_MIN_S
+        elif interval is None:
+            timeout = self.PACE_MAX_S
+        else:
+            timeout = min(self.PACE_MAX_S, max(self.PACE_MIN_S, 1.5 * interval))
+        self.paced_waits += 1
+        taken = slot.wait_taken(timeout, cancel=lambda: bool(self._taps))
+        self._display_stalled = not taken
+        if taken:
+            now = time.monotonic()
+            if self._taken_at is not None:
+                sample = now - self._taken_at
+                self._take_interval = sample if interval is None else 0.8 * interval + 0.2 * sample
+            self._taken_at = now
 
     def add_state_listener(self, listener: Callable[[str, str], None]) -> None:
         self._state_listeners = self._state_listeners + [listener]
@@ -362,7 +450,11 @@ class FrameRouter:
     def on_frame(self, frame: Frame) -> None:
         restarts_before = self.uids.restarts
         gap = self.uids.observe(frame.uid)
-        self.counters.received(gap, self.uids.restarts != restarts_before)
+        restart = self.uids.restarts != restarts_before
+        if self._paced_last:
+            self.counters.received(0, restart, skipped_upstream=gap)
+        else:
+            self.counters.received(gap, restart)
         for tap in self._taps:
             tap(frame)
         if self.slot is not None and self.slot.put(frame) is not None:

@@ -133,3 +133,10 @@ def test_status_line_shows_the_scale_out_consumers():
                           "scale_processed_fps": 96.9, "scale_step_errors": 2})
     assert "scale 96.9 fps (3/4 consumers, 2 errors)" in line
     assert "scale" not in format_status({"state": "connected"})
+
+
+def test_status_line_says_when_the_display_paces_the_stream():
+    from pystream.gui.main_window import format_status
+    line = format_status({"state": "connected", "receive_mode": "paced", "skipped_upstream": 120})
+    assert "paced: showing what the screen can (120 not sent)" in line
+    assert "paced" not in format_status({"state": "connected", "receive_mode": "lossless"})

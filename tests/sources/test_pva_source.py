@@ -1,4 +1,5 @@
 """PvaSource against a real server: reconnects, uid gaps, producer restarts."""
+import logging
 import subprocess
 import sys
 import threading
@@ -68,6 +69,20 @@ def _kill_all(sims):
         sim.wait(10)
 
 
+_BURN = "while True: pass"
+
+
+def _eventually(predicate, timeout=30.0):
+    """Poll a condition no collector is told about (a counter, the log)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.05)
+    return True
+
+
 def test_server_stop_and_restart_reconnects_and_counts_a_restart(pv_name):
     sims = [_start_sim(pv_name)]
     source = None
@@ -101,6 +116,7 @@ def test_a_monitor_silent_after_a_reconnect_is_restarted(pv_name, caplog):
     try:
         source, collector = subscribe(pv_name, timeout=30)
         source.resume_grace = 0.5
+        source.recreate_backoff = (60.0,)  # the monitor restart alone, not a fresh channel
         assert collector.wait_for(lambda c: len(c.frames) >= 5)
         # stopping the monitor leaves the state pvapy's race leaves behind
         _restart_server(sims, pv_name, collector, while_away=source._channel.stopMonitor)
@@ -118,6 +134,7 @@ def test_a_monitor_silent_at_the_first_connect_is_restarted(pv_name, caplog):
     collector = FrameCollector()
     source = PvaSource(pv_name)
     source.resume_grace = 0.5
+    source.recreate_backoff = (60.0,)  # the monitor restart alone, not a fresh channel
     sim = None
     try:
         source.start(collector)
@@ -336,3 +353,116 @@ def test_the_last_frame_of_a_burst_that_overflowed_the_queue_still_arrives(publi
     finally:
         collector.release.set()
         source.stop()
+
+
+def test_a_channel_that_stays_unreachable_is_replaced_and_said_once(publisher, caplog):
+    """pvAccess searches for a channel less and less often (every 32 s at
+    last) and relies on a beacon that is not seen on loopback. The source
+    replaces a channel that stays disconnected after each back-off step,
+    logs that once for the episode, and says when frames come again."""
+    collector = FrameCollector()
+    source = PvaSource(publisher.pv_name)  # the PV does not exist yet
+    source.recreate_backoff = (0.2, 0.4)
+    caplog.set_level(logging.INFO, logger="pystream.sources.pva")
+    try:
+        source.start(collector)
+        assert _eventually(lambda: source.channel_recreated >= 3)
+        assert caplog.text.count("creating a fresh channel") == 1  # once per episode
+        publisher.publish(IMG, uid=1)
+        assert collector.wait_uid(1, timeout=30)
+        assert _eventually(lambda: "receiving again, after" in caplog.text)
+        assert source.stats()["channel_recreated"] == source.channel_recreated
+    finally:
+        source.stop()
+
+
+def test_a_channel_that_stays_silent_after_a_monitor_restart_is_replaced(publisher, caplog):
+    """A channel pvapy connects but never calls back on, and which a monitor
+    restart does not bring back (its subscriber is gone): after the restart
+    and one back-off step, a fresh channel delivers."""
+    collector = FrameCollector()
+    source = PvaSource(publisher.pv_name)
+    source.resume_grace = 0.3
+    source.recreate_backoff = (60.0,)  # no replacement while it is not connected
+    try:
+        source.start(collector)
+        source._channel.unsubscribe("pystream")  # connected, silent, restarts do not help
+        source.recreate_backoff = (0.5,)
+        publisher.publish(IMG, uid=1)
+        assert collector.wait_uid(1, timeout=30)
+        assert source.monitor_restarts == 1
+        assert source.channel_recreated == 1
+        assert "connected but silent" in caplog.text
+    finally:
+        source.stop()
+
+
+def test_a_pv_with_no_image_yet_is_waiting_not_rejected(publisher, caplog):
+    """An areaDetector PV exists before acquisition starts, its value empty:
+    the state says so, nothing is rejected or warned about, and the first
+    image turns it to connected."""
+    import pvaccess as pva
+
+    publisher.publish_object(pva.NtNdArray())  # no array selected, no dimensions, uniqueId 0
+    collector = FrameCollector()
+    source = PvaSource(publisher.pv_name)
+    try:
+        source.start(collector)
+        assert collector.wait_for(lambda c: "waiting" in c.states, timeout=30)
+        snap = collector.counters.snapshot()
+        assert snap["state"] == "waiting" and snap["rejected"] == 0 and snap["received"] == 0
+        assert "WARNING" not in caplog.text
+        publisher.publish(IMG, uid=1)
+        assert collector.wait_uid(1)
+        assert collector.states[-1] == "connected"
+        snap = collector.counters.snapshot()
+        assert snap["state"] == "connected" and snap["rejected"] == 0 and snap["received"] == 1
+    finally:
+        source.stop()
+
+
+@pytest.mark.timeout(600)
+def test_frames_resume_after_30_server_restarts_under_load(pv_name):
+    """The README's "frames resume by themselves", tested: the IOC (a child
+    process) is killed or stopped 30 times at random moments, away for a
+    random time, and started again, while two other processes keep both
+    cores busy; every time frames come again within 10 s of the restart.
+    Once it is away for 17 s: pvAccess alone would search next only 32 s
+    after the disconnect (a beacon is not seen on loopback)."""
+    import random
+    import time
+
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    burners = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(2)]
+    sims = [_start_sim(pv_name)]
+    source = None
+    recoveries = []
+    try:
+        source, collector = subscribe(pv_name, timeout=30)
+        assert collector.wait_for(lambda c: len(c.frames) >= 3)
+        pause = threading.Event()  # never set: a random wait, not a condition
+        long_outage = rng.randrange(30)
+        for restart in range(30):
+            pause.wait(rng.uniform(0.0, 1.0))  # a random moment of the stream
+            gone = collector.states.count("disconnected")
+            if rng.random() < 0.5:
+                _stop_sim(sims[-1])
+            else:
+                sims[-1].kill()
+                sims[-1].wait(10)
+            assert collector.wait_for(lambda c: c.states.count("disconnected") > gone, timeout=30)
+            pause.wait(17.0 if restart == long_outage else rng.uniform(0.0, 3.0))  # away a while
+            n_before = len(collector.frames)
+            started = time.monotonic()
+            sims.append(_start_sim(pv_name))
+            back = collector.wait_for(lambda c: len(c.frames) > n_before, timeout=30)
+            recoveries.append(round(time.monotonic() - started, 2) if back else None)
+            assert back, f"seed {seed}: restart {restart} got no frame in 30 s; {recoveries}"
+        print(f"seconds from each restart to its first frame: {recoveries}; "
+              f"fresh channels {source.channel_recreated}, monitor restarts {source.monitor_restarts}")
+        assert max(recoveries) < 10, f"seed {seed}: seconds to the first frame {recoveries}"
+    finally:
+        if source is not None:
+            source.stop()
+        _kill_all(sims + burners)

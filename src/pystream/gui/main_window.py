@@ -37,6 +37,8 @@ def format_status(s: Dict[str, Any]) -> str:
     parts = [s.get("state", "idle")]
     if s.get("paused"):
         parts.append("paused")
+    if s.get("receive_mode") == "paced":  # the server drops what the display cannot show
+        parts.append(f"paced: showing what the screen can ({s.get('skipped_upstream', 0)} not sent)")
     parts.append(f"recv {s.get('recv_fps', 0):.1f} fps")
     parts.append(f"shown {s.get('display_fps', 0):.1f} fps")
     parts.append(f"received {s.get('received', 0)}")

@@ -130,6 +130,14 @@ class NtndSnapshot:
             return self.uncompressed_size
         return int(self.data.nbytes) if self.data is not None else 0
 
+    @property
+    def awaiting_image(self) -> bool:
+        """No array and no dimensions: what an areaDetector PV holds from its
+        creation until the first acquisition. Not a malformed frame: a PV
+        with no image yet. (An empty array *with* dimensions is still
+        rejected, as ``size_mismatch``; no array with dimensions as ``no_value``.)"""
+        return not self.dims and (self.data is None or not self.data.size)
+
 
 def snapshot_ntndarray(pv) -> NtndSnapshot:
     """Copy out of a (callback-owned) PvObject everything decoding needs."""
