@@ -30,7 +30,7 @@ def build_window(args: Namespace, *, colormap: str = "gray", on_connect=None):
     from ..sources.pva import PvaSource
 
     def pva_source(name: str) -> PvaSource:  # a PV typed in the toolbar
-        return PvaSource(name, queue_size=args.pva_queue)
+        return PvaSource(name, queue_size=args.pva_queue, paced=not args.pva_lossless)
 
     window = MainWindow(max_fps=args.max_fps, display_bin=args.display_bin, colormap=colormap,
                         source_factory=pva_source, on_connect=on_connect)
