@@ -16,6 +16,8 @@ import numpy as np
 from pystream.publish.pva_sim import TestPattern, draw_counter, pattern_cycle
 from pystream.sources.ntndarray import decode_ntndarray
 
+from .session_helpers import wait_for
+
 SIZE = (48, 64)  # (ny, nx): small, so that decoding and checking cost nothing
 
 PLUGINS = '''
@@ -159,12 +161,7 @@ class Monitor:
 
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    return wait_for(predicate, timeout, interval)
 
 
 def published_count(sim_log: Path) -> Optional[int]:

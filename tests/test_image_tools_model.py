@@ -20,7 +20,7 @@ def test_a_script_measures_roi_crosshair_and_line_in_the_worker():
     measured = {}
     with pystream.Session() as session:
         tools.attach(session)
-        session.connect(ListSource([ramp(i) for i in range(20)], period=0.005))
+        session.connect(ListSource([ramp(i) for i in range(20)], rate=200))
         shown = list(session.frames(timeout=30))
     # the worker measures a frame while it is shown and is done before it takes the next
     for display in shown:

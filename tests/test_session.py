@@ -12,7 +12,7 @@ from .session_helpers import ListSource, frames, wait_for
 
 def test_frames_iterates_display_ready_frames_until_the_source_ends():
     with pystream.Session() as session:
-        session.connect(ListSource(frames(30), period=0.01))
+        session.connect(ListSource(frames(30), rate=100))
         seen = []
         for display in session.frames(timeout=30):
             seen.append((display.uid, int(display.raw[0, 0])))
@@ -131,7 +131,7 @@ def test_a_one_dimensional_frame_is_counted_not_shown_and_the_display_goes_on():
     with pystream.Session() as session:
         session.add_display_listener(shown.append)
         session.connect(ListSource([np.linspace(0, 1, 100), np.zeros((4, 5), np.uint16)],
-                                   period=0.05))
+                                   rate=20))
         assert wait_for(lambda: shown)
         stats = session.stats()
     assert stats["not_shown"] == 1 and shown[-1].image.shape == (4, 5)

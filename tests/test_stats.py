@@ -391,7 +391,7 @@ def test_a_session_with_no_window_measures_every_shown_frame_in_its_worker():
         session.analyses["frame_stats"] = fs
         session.add_stats(lambda: {"frame_stats": fs.summary()})
         session.add_display_listener(lambda display: None)  # the worker runs while someone looks
-        session.connect(ListSource(arrays, period=0.002))
+        session.connect(ListSource(arrays, rate=500))
         assert session.wait_ended(30)
         deadline = time.monotonic() + 30  # the last frame is shown (latest wins), then measured
         while 30 not in fs.series.series()[1] and time.monotonic() < deadline:
