@@ -236,10 +236,12 @@ class SpectrumReceiver:
             self.ring.reset(n_cols=width)
         self._pending_layout = (0, 0)
         times = np.fromiter((f.payload[0].get("timestamp", f.t_recv) for f in frames), float, n)
-        self.ring.write(rows, times)
-        self.band_power.update(rows, times, np.fromiter((f.uid for f in frames), np.int64, n))
+        # counted before the rows become visible: whoever sees a row in the ring
+        # also sees it counted
         self.counters.add("decoded", n)
         self.counters.add("batches")
+        self.ring.write(rows, times)
+        self.band_power.update(rows, times, np.fromiter((f.uid for f in frames), np.int64, n))
 
     def _layout_confirmed(self, width: int, n: int) -> bool:
         """True once ``LAYOUT_CONFIRM`` spectra in a row have the new width
