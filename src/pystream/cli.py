@@ -15,6 +15,7 @@ import threading
 from typing import List, Optional
 
 from . import argtypes
+from ._version import __version__
 from .signals import StopRequest, StopSignals
 from .web.options import web_address
 
@@ -174,7 +175,7 @@ def add_viewer_options(parser: argparse.ArgumentParser,
                    help="accepted and not needed: pystream makes no per-frame garbage to collect")
 
 
-def apply_receiver_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def apply_receiver_flags(args: argparse.Namespace) -> None:
     """StreamReceiver's --gc-interval, said what it does here (its --start-webshow is
     --web's alias, in the web view's options)."""
     if args.gc_interval is not None:
@@ -192,21 +193,13 @@ def check_proc_config(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"--proc-config: {exc}")
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as dist_version
-    try:
-        return dist_version("pystream")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return getattr(sys.modules.get("pystream"), "__version__", "unknown")
-
-
 def build_viewer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystream",
         description="Live viewer for EPICS PVAccess NTNDArray image streams and ZMQ spectrum "
                     "streams.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"pystream {version()}")
+    parser.add_argument("--version", action="version", version=f"pystream {__version__}")
     add_viewer_options(parser)
     return parser
 
@@ -501,7 +494,7 @@ def attach_web(window, args: argparse.Namespace, *, on_stop=None, stop_action: s
     if view is None:
         return None
     view.watch(window.session)
-    if getattr(window, "spectra", None) is not None:
+    if window.spectra is not None:
         view.attach_spectra(window.spectra)
     view.start()
     return view
@@ -670,7 +663,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv[1:])
         check_proc_config(parser, args)
         setup_logging(args.log_level, args.log_file)
-        apply_receiver_flags(parser, args)
+        apply_receiver_flags(args)
         return run_demo(args)
     if command == "sim":
         args = build_sim_parser().parse_args(argv[1:])
@@ -687,7 +680,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_proc_config(parser, args)
     setup_logging(args.log_level, args.log_file)
-    apply_receiver_flags(parser, args)
+    apply_receiver_flags(args)
     return run_viewer(args)
 
 

@@ -419,7 +419,7 @@ class FrameRouter:
         ``lossless=True``: the source was asked to take every update (it
         only reports the mode)."""
         slot = self.slot
-        if slot is None or self._taps or lossless:
+        if slot is None or self.lossless or lossless:
             self._paced_last = False
             self.counters.receive_mode = "lossless"
             return
@@ -435,7 +435,7 @@ class FrameRouter:
         else:
             timeout = min(self.PACE_MAX_S, max(self.PACE_MIN_S, 1.5 * interval))
         self.paced_waits += 1
-        taken = slot.wait_taken(timeout, cancel=lambda: bool(self._taps))
+        taken = slot.wait_taken(timeout, cancel=lambda: self.lossless)
         self._display_stalled = not taken
         if taken:
             now = time.monotonic()

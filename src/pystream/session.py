@@ -120,8 +120,6 @@ class Session:
             if self.worker.is_alive() and threading.current_thread() is not self.worker:
                 self.worker.join(timeout=2.0)
 
-    stop = close
-
     @property
     def closed(self) -> bool:
         return self._closed

@@ -269,7 +269,7 @@ class StatisticsPanel(QtWidgets.QWidget):
 def attach_statistics(window, args) -> StatisticsPanel:
     """The Statistics dock of the viewer; ``--frame-stats`` also writes its
     numbers to ``--stats-json`` (``frame_stats``)."""
-    panel = StatisticsPanel(window, tools=getattr(window, "image_tools", None))
+    panel = StatisticsPanel(window, tools=window.image_tools)
     window.add_dock(panel, "Statistics")
     if getattr(args, "frame_stats", False):
         window.add_stats_provider(panel.stats)

@@ -151,10 +151,9 @@ def attach_publisher(window, args) -> Optional[FramePublisher]:
     name = getattr(args, "publish", None)
     if not name:
         return None
-    from ..record import parse_size
-    max_bytes = parse_size(args.publish_buffer)
+    max_bytes = args.publish_buffer  # bytes: the option's type parsed "256MiB"
     session = window.session
-    pipeline = getattr(window, "pipeline", None)
+    pipeline = window.pipeline
     if args.publish_displayed:
         publisher = FramePublisher(name, max_bytes=max_bytes)
         session.add_display_listener(publisher.on_display)
